@@ -1,0 +1,162 @@
+import { sql } from 'kysely';
+import { ConsumerStatus, type AsyncMessage, type Connection, type Consumer, type Publisher } from 'rabbitmq-client';
+import { createDb, type Db } from '@foodies/db';
+import { ROUTING_KEYS } from '@foodies/domain';
+import {
+  backoffDelay,
+  buildHealthServer,
+  createRabbit,
+  pgConnectionFromEnv,
+  sleep,
+  ServiceError,
+  type Logger,
+} from '@foodies/platform';
+import { PaymentService, PgLedgerStore, PgPaymentRepository, SimulatedPaymentGateway, type PaymentGateway, type PaymentServiceOptions } from '@foodies/payments';
+import type { FastifyInstance } from 'fastify';
+import type { ConsumerConfig } from './config.js';
+import { deadLetter } from './dead-letter.js';
+import { StockConfirmedHandler } from './handler.js';
+import { createConsumerMetrics, type ConsumerMetrics } from './metrics.js';
+
+export interface ConsumerOverrides {
+  /** Replaces the simulated gateway (tests inject faults through their own instance). */
+  gateway?: (db: Db) => PaymentGateway;
+  afterCharge?: PaymentServiceOptions['afterCharge'];
+}
+
+export interface ConsumerApp {
+  readonly db: Db;
+  readonly health: FastifyInstance;
+  readonly metrics: ConsumerMetrics;
+  readonly gateway: PaymentGateway;
+  /** Declares the topology and starts consuming; resolves once the consumer is subscribed. */
+  start(): Promise<void>;
+  /** Ordered, idempotent shutdown: stop taking work, finish in-flight, close AMQP, end the pool. */
+  close(): Promise<void>;
+}
+
+function bodyBuffer(body: unknown): Buffer {
+  if (Buffer.isBuffer(body)) return body;
+  if (typeof body === 'string') return Buffer.from(body, 'utf8');
+  return Buffer.from(JSON.stringify(body ?? null), 'utf8');
+}
+
+/** Builds the consumer without starting it; main.ts wires env, signals and listen. */
+export function buildConsumerApp(config: ConsumerConfig, logger: Logger, overrides: ConsumerOverrides = {}): ConsumerApp {
+  const { db, pool } = createDb({ ...pgConnectionFromEnv(config), max: config.DB_POOL_MAX, applicationName: 'payment-consumer' });
+  const metrics = createConsumerMetrics();
+  const gateway =
+    overrides.gateway?.(db) ??
+    new SimulatedPaymentGateway({ alwaysSucceed: config.PAYMENT_ALWAYS_SUCCEED, processingDelayMs: config.PAYMENT_DELAY_MS }, new PgLedgerStore(db));
+  const service = new PaymentService({
+    repository: new PgPaymentRepository(db),
+    gateway,
+    leaseMs: config.PAYMENT_LEASE_MS,
+    chargePolicy: {
+      maxAttempts: config.GATEWAY_MAX_ATTEMPTS,
+      attemptTimeoutMs: config.GATEWAY_TIMEOUT_MS,
+      backoff: { baseMs: config.GATEWAY_RETRY_BASE_MS, maxMs: config.GATEWAY_RETRY_MAX_MS },
+    },
+    observer: {
+      onAttempt: (ms, result) => metrics.gatewayLatency.observe({ result }, ms / 1000),
+      onRetry: (attempt, err) => {
+        metrics.gatewayRetries.inc();
+        logger.warn({ attempt, err }, 'gateway charge retried under the same idempotency key');
+      },
+    },
+    afterCharge: overrides.afterCharge,
+  });
+  const handler = new StockConfirmedHandler({ db, service, logger });
+  const dlq = `${config.RABBITMQ_CONSUME_QUEUE}.dlq`;
+  const stopping = new AbortController();
+
+  let rabbit: Connection | undefined;
+  let publisher: Publisher | undefined;
+  let consumer: Consumer | undefined;
+
+  const health = buildHealthServer({
+    registry: metrics.registry,
+    checks: {
+      database: async () => {
+        await sql`select 1`.execute(db);
+      },
+      rabbitmq: async () => {
+        if (!rabbit?.ready) throw new Error('not connected');
+      },
+    },
+  });
+
+  /**
+   * Ack rules: ACK only after the answer (or the dead-letter copy) is durable. A transient
+   * failure keeps the message unacked and retries it here with backoff; at shutdown it is
+   * returned to the queue (REQUEUE) for another consumer. Nothing is dead-lettered for
+   * being transient.
+   */
+  async function onMessage(msg: AsyncMessage): Promise<ConsumerStatus> {
+    const started = performance.now();
+    metrics.inFlight.inc();
+    try {
+      const raw = bodyBuffer(msg.body);
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const handled = await handler.handle(raw);
+          if (handled.outcome === 'dead_lettered') {
+            await deadLetter(publisher!, dlq, msg, handled.body, handled.reason);
+            logger.warn({ reason: handled.reason, messageId: msg.messageId, dlq }, 'message dead-lettered');
+          }
+          metrics.messages.inc({ outcome: handled.outcome });
+          return ConsumerStatus.ACK;
+        } catch (err) {
+          const code = err instanceof ServiceError ? err.code : 'UNEXPECTED';
+          metrics.retries.inc({ code });
+          const delayMs = backoffDelay(attempt, { baseMs: config.RETRY_BASE_MS, maxMs: config.RETRY_MAX_MS });
+          const level = code === 'PAYMENT_IN_FLIGHT' ? 'info' : 'error';
+          logger[level]({ err, attempt, delayMs, messageId: msg.messageId }, 'processing failed; message kept and retried');
+          if (!(await sleep(delayMs, stopping.signal))) return ConsumerStatus.REQUEUE;
+        }
+      }
+    } finally {
+      metrics.inFlight.dec();
+      metrics.processing.observe((performance.now() - started) / 1000);
+    }
+  }
+
+  let closing: Promise<void> | undefined;
+
+  return {
+    db,
+    health,
+    metrics,
+    gateway,
+    async start() {
+      rabbit = createRabbit(config, logger, 'payment-consumer');
+      publisher = rabbit.createPublisher({ confirm: true, maxAttempts: 3, queues: [{ queue: dlq, durable: true }] });
+      consumer = rabbit.createConsumer(
+        {
+          queue: config.RABBITMQ_CONSUME_QUEUE,
+          queueOptions: { durable: true },
+          qos: { prefetchCount: config.RABBITMQ_PREFETCH },
+          concurrency: config.RABBITMQ_PREFETCH,
+          requeue: true,
+          exchanges: [{ exchange: config.RABBITMQ_PUBLISH_EXCHANGE, type: 'topic', durable: true }],
+          queueBindings: [{ exchange: config.RABBITMQ_PUBLISH_EXCHANGE, queue: config.RABBITMQ_CONSUME_QUEUE, routingKey: ROUTING_KEYS.stockConfirmed }],
+        },
+        onMessage,
+      );
+      consumer.on('error', (err) => logger.error({ err }, 'consumer error; resubscribing'));
+      await new Promise<void>((resolve) => consumer!.once('ready', () => resolve()));
+      logger.info({ queue: config.RABBITMQ_CONSUME_QUEUE, prefetch: config.RABBITMQ_PREFETCH, dlq }, 'consuming');
+    },
+    close() {
+      closing ??= (async () => {
+        stopping.abort();
+        await consumer?.close();
+        await publisher?.close();
+        await rabbit?.close();
+        await health.close();
+        await db.destroy();
+      })();
+      return closing;
+    },
+  };
+}

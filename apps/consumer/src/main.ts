@@ -1,0 +1,24 @@
+import { ConfigError, closeOnSignals, createLogger } from '@foodies/platform';
+import { buildConsumerApp } from './app.js';
+import { loadConsumerConfig } from './config.js';
+
+/** Process wiring only: env, logger, signals, listen. */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConsumerConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`payment-consumer: invalid configuration: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const logger = createLogger({ name: 'payment-consumer', level: config.LOG_LEVEL });
+  const app = buildConsumerApp(config, logger);
+  closeOnSignals(logger, config.SHUTDOWN_TIMEOUT_MS, () => app.close());
+  await app.health.listen({ host: config.HOST, port: config.CONSUMER_HEALTH_PORT });
+  await app.start();
+}
+
+await main();

@@ -1,0 +1,41 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type MessageOutcome = 'succeeded' | 'failed' | 'rejected' | 'republished' | 'duplicate' | 'dead_lettered';
+
+/** One registry per app instance (never the global one), so tests can run several. */
+export function createConsumerMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    messages: new Counter({
+      name: 'payment_consumer_messages_total',
+      help: 'Stock-confirmed messages settled, by outcome',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    processing: new Histogram({
+      name: 'payment_consumer_processing_seconds',
+      help: 'From delivery to ack, including retries',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    retries: new Counter({
+      name: 'payment_consumer_retries_total',
+      help: 'Transient failures retried with backoff (message kept unacked), by error code',
+      labelNames: ['code'] as const,
+      registers: [registry],
+    }),
+    inFlight: new Gauge({ name: 'payment_consumer_in_flight', help: 'Messages being processed now', registers: [registry] }),
+    gatewayLatency: new Histogram({
+      name: 'payment_gateway_request_seconds',
+      help: 'Gateway charge calls, by result',
+      labelNames: ['result'] as const,
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    gatewayRetries: new Counter({ name: 'payment_gateway_retries_total', help: 'Charge calls repeated under the same key', registers: [registry] }),
+  };
+}
+
+export type ConsumerMetrics = ReturnType<typeof createConsumerMetrics>;

@@ -1,0 +1,177 @@
+import { sql, type Kysely, type Selectable } from 'kysely';
+import {
+  ALLOWED_PREDECESSORS,
+  formatStoredAmount,
+  IN_FLIGHT_STATUSES,
+  type CardBrand,
+  type PaymentFailureCode,
+  type PaymentMethodType,
+  type PaymentRecord,
+  type PaymentStatus,
+  type ProcessPaymentRequest,
+} from '@foodies/domain';
+import type { Database } from '../schema.js';
+
+/** Any executor: the pool-backed Kysely or a transaction. The caller owns the transaction. */
+export type Executor = Kysely<Database>;
+type PaymentRow = Selectable<Database['payments']>;
+
+export function toPaymentRecord(row: PaymentRow): PaymentRecord {
+  return {
+    id: row.id,
+    orderId: row.order_id,
+    buyerId: row.buyer_id,
+    amount: formatStoredAmount(row.amount, row.currency),
+    currency: row.currency,
+    status: row.status as PaymentStatus,
+    paymentMethod: {
+      type: row.payment_method_type as PaymentMethodType,
+      cardLastFour: row.card_last_four,
+      cardBrand: row.card_brand as CardBrand | null,
+      cardHolderName: row.card_holder_name,
+      expirationMonth: row.expiration_month,
+      expirationYear: row.expiration_year,
+    },
+    transactionId: row.transaction_id,
+    failureReason: row.failure_reason,
+    failureCode: row.failure_code as PaymentFailureCode | null,
+    createdAt: row.created_at,
+    processedAt: row.processed_at,
+  };
+}
+
+function paymentValues(request: ProcessPaymentRequest, status: PaymentStatus) {
+  const pm = request.paymentMethod;
+  return {
+    order_id: request.orderId,
+    buyer_id: request.buyerId,
+    amount: request.amount,
+    currency: request.currency,
+    status,
+    payment_method_type: pm.type,
+    card_last_four: pm.cardLastFour,
+    card_brand: pm.cardBrand,
+    card_holder_name: pm.cardHolderName,
+    expiration_month: pm.expirationMonth,
+    expiration_year: pm.expirationYear,
+    source_event_id: request.eventId,
+  };
+}
+
+/** Inserts a payment; a second payment for the same order violates payments.order_id UNIQUE. */
+export async function insertPayment(db: Executor, request: ProcessPaymentRequest, status: PaymentStatus = 'PENDING'): Promise<PaymentRecord> {
+  const row = await db.insertInto('payments').values(paymentValues(request, status)).returningAll().executeTakeFirstOrThrow();
+  return toPaymentRecord(row);
+}
+
+/**
+ * Claims an order for charging: inserts the PENDING row with a lease, or returns undefined
+ * when the order already has a payment (the caller reads it). The UNIQUE order_id makes
+ * this the single point where concurrent consumers race; exactly one wins.
+ */
+export async function claimPayment(db: Executor, request: ProcessPaymentRequest, leaseMs: number): Promise<PaymentRecord | undefined> {
+  const row = await db
+    .insertInto('payments')
+    .values({ ...paymentValues(request, 'PENDING'), lease_expires_at: sql<Date>`now() + ${leaseMs} * interval '1 millisecond'` })
+    .onConflict((oc) => oc.column('order_id').doNothing())
+    .returningAll()
+    .executeTakeFirst();
+  return row && toPaymentRecord(row);
+}
+
+/**
+ * Takes over an in-flight payment whose lease has expired (its consumer died). Compare-and-set
+ * on the lease, so when several consumers try at once exactly one gets the row back.
+ */
+export async function takeOverExpiredPayment(db: Executor, paymentId: bigint, leaseMs: number): Promise<PaymentRecord | undefined> {
+  const row = await db
+    .updateTable('payments')
+    .set({
+      status: 'PROCESSING',
+      lease_expires_at: sql<Date>`now() + ${leaseMs} * interval '1 millisecond'`,
+      updated_at: sql<Date>`now()`,
+    })
+    .where('id', '=', paymentId)
+    .where('status', 'in', [...IN_FLIGHT_STATUSES])
+    .where((eb) => eb.or([eb('lease_expires_at', 'is', null), eb('lease_expires_at', '<', sql<Date>`now()`)]))
+    .returningAll()
+    .executeTakeFirst();
+  return row && toPaymentRecord(row);
+}
+
+export async function findPaymentById(db: Executor, id: bigint): Promise<PaymentRecord | undefined> {
+  const row = await db.selectFrom('payments').selectAll().where('id', '=', id).executeTakeFirst();
+  return row && toPaymentRecord(row);
+}
+
+export async function findPaymentByOrderId(db: Executor, orderId: bigint): Promise<PaymentRecord | undefined> {
+  const row = await db.selectFrom('payments').selectAll().where('order_id', '=', orderId).executeTakeFirst();
+  return row && toPaymentRecord(row);
+}
+
+/** Newest first; `limit` and `offset` page through a buyer's history. */
+export async function findPaymentsByBuyerId(db: Executor, buyerId: string, limit = 50, offset = 0): Promise<PaymentRecord[]> {
+  const rows = await db
+    .selectFrom('payments')
+    .selectAll()
+    .where('buyer_id', '=', buyerId)
+    .orderBy('created_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(limit)
+    .offset(offset)
+    .execute();
+  return rows.map(toPaymentRecord);
+}
+
+export interface StatusChange {
+  status: PaymentStatus;
+  transactionId?: string | null;
+  failureReason?: string | null;
+  failureCode?: PaymentFailureCode | null;
+  processedAt?: Date | null;
+}
+
+/**
+ * Moves a payment to `change.status` only from an allowed predecessor (ALLOWED_PREDECESSORS):
+ * a terminal status never changes except SUCCEEDED -> REFUNDED. Returns false when the guard
+ * refused (another writer got there first). Leaving flight clears the lease.
+ */
+export async function updatePaymentStatus(db: Executor, paymentId: bigint, change: StatusChange): Promise<boolean> {
+  const predecessors = ALLOWED_PREDECESSORS[change.status];
+  if (predecessors.length === 0) return false;
+  const result = await db
+    .updateTable('payments')
+    .set({
+      status: change.status,
+      updated_at: sql<Date>`now()`,
+      ...(IN_FLIGHT_STATUSES.includes(change.status) ? {} : { lease_expires_at: null }),
+      ...(change.transactionId !== undefined ? { transaction_id: change.transactionId } : {}),
+      ...(change.failureReason !== undefined ? { failure_reason: change.failureReason } : {}),
+      ...(change.failureCode !== undefined ? { failure_code: change.failureCode } : {}),
+      ...(change.processedAt !== undefined ? { processed_at: change.processedAt } : {}),
+    })
+    .where('id', '=', paymentId)
+    .where('status', 'in', [...predecessors])
+    .executeTakeFirst();
+  return result.numUpdatedRows === 1n;
+}
+
+export async function listStatusHistory(db: Executor, paymentId: bigint): Promise<Array<{ from: PaymentStatus | null; to: PaymentStatus; at: Date }>> {
+  const rows = await db
+    .selectFrom('payment_status_history')
+    .select(['from_status', 'to_status', 'changed_at'])
+    .where('payment_id', '=', paymentId)
+    .orderBy('id')
+    .execute();
+  return rows.map((r) => ({ from: r.from_status as PaymentStatus | null, to: r.to_status as PaymentStatus, at: r.changed_at }));
+}
+
+/** Expires our own lease now, so a retry (ours or another consumer's) can take over at once. */
+export async function releasePaymentLease(db: Executor, paymentId: bigint): Promise<void> {
+  await db
+    .updateTable('payments')
+    .set({ lease_expires_at: sql<Date>`now()` })
+    .where('id', '=', paymentId)
+    .where('status', 'in', [...IN_FLIGHT_STATUSES])
+    .execute();
+}

@@ -1,0 +1,106 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { CARD_BRANDS, PAYMENT_FAILURE_CODES, PAYMENT_METHOD_TYPES } from './payment.js';
+
+/**
+ * Wire contract (DESIGN §2): camelCase fields as kotlinx.serialization writes them; money is
+ * a decimal string; instants are ISO-8601 UTC strings; absent optionals are null; 64-bit
+ * ids are JSON integers, held as bigint when beyond 2^53 (see json.ts).
+ */
+
+export const EVENT_NAMES = {
+  stockConfirmed: 'OrderStockConfirmedEvent',
+  paymentSucceeded: 'OrderPaymentSucceededEvent',
+  paymentFailed: 'OrderPaymentFailedEvent',
+} as const;
+
+export const ROUTING_KEYS = {
+  stockConfirmed: 'order.stock-confirmed',
+  paymentSucceeded: 'payment.succeeded',
+  paymentFailed: 'payment.failed',
+} as const;
+
+const INT64_MAX = 9223372036854775807n;
+
+/** Enum names as strings; the static type is string, narrowed by the mapper after validation. */
+const literalUnion = (values: readonly string[]) => Type.Union(values.map((v) => Type.Literal(v)));
+
+/** A positive 64-bit integer: a JS number when safe, a bigint beyond 2^53. */
+export const Int64Id = Type.Union([
+  Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+  Type.BigInt({ minimum: 1n, maximum: INT64_MAX }),
+]);
+
+const Nullable = <T extends TSchema>(schema: T) => Type.Optional(Type.Union([schema, Type.Null()]));
+
+export const PaymentMethodInfoSchema = Type.Object(
+  {
+    type: literalUnion(PAYMENT_METHOD_TYPES),
+    cardLastFour: Nullable(Type.String({ maxLength: 4 })),
+    cardBrand: Nullable(literalUnion(CARD_BRANDS)),
+    cardHolderName: Nullable(Type.String({ maxLength: 200 })),
+    expirationMonth: Nullable(Type.Integer()),
+    expirationYear: Nullable(Type.Integer()),
+  },
+  { additionalProperties: true },
+);
+
+/** Incoming; unknown fields are ignored, so additionalProperties stays open. */
+export const OrderStockConfirmedEventSchema = Type.Object(
+  {
+    eventId: Type.String({ minLength: 1, maxLength: 255 }),
+    orderId: Int64Id,
+    buyerId: Type.String({ minLength: 1, maxLength: 255 }),
+    totalAmount: Type.String({ maxLength: 64 }),
+    currency: Type.String({ maxLength: 64 }),
+    paymentMethod: PaymentMethodInfoSchema,
+    occurredAt: Type.String({ maxLength: 64 }),
+  },
+  { additionalProperties: true },
+);
+export type OrderStockConfirmedEventWire = Static<typeof OrderStockConfirmedEventSchema>;
+
+export const OrderPaymentSucceededEventSchema = Type.Object(
+  {
+    eventId: Type.String({ format: 'uuid' }),
+    orderId: Int64Id,
+    paymentId: Int64Id,
+    transactionId: Type.String({ minLength: 1 }),
+    amount: Type.String({ pattern: '^\\d+(\\.\\d+)?$' }),
+    currency: Type.String({ minLength: 3, maxLength: 3 }),
+    processedAt: Type.String({ format: 'date-time' }),
+  },
+  { additionalProperties: false },
+);
+
+export const OrderPaymentFailedEventSchema = Type.Object(
+  {
+    eventId: Type.String({ format: 'uuid' }),
+    orderId: Int64Id,
+    failureReason: Type.String({ minLength: 1 }),
+    failureCode: literalUnion(PAYMENT_FAILURE_CODES),
+    occurredAt: Type.String({ format: 'date-time' }),
+  },
+  { additionalProperties: false },
+);
+
+export interface OrderPaymentSucceededEvent {
+  eventId: string;
+  orderId: bigint;
+  paymentId: bigint;
+  transactionId: string;
+  amount: string;
+  currency: string;
+  processedAt: string;
+}
+
+export interface OrderPaymentFailedEvent {
+  eventId: string;
+  orderId: bigint;
+  failureReason: string;
+  failureCode: (typeof PAYMENT_FAILURE_CODES)[number];
+  occurredAt: string;
+}
+
+export type ResultEvent =
+  | { name: typeof EVENT_NAMES.paymentSucceeded; routingKey: typeof ROUTING_KEYS.paymentSucceeded; body: OrderPaymentSucceededEvent }
+  | { name: typeof EVENT_NAMES.paymentFailed; routingKey: typeof ROUTING_KEYS.paymentFailed; body: OrderPaymentFailedEvent };

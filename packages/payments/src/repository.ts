@@ -1,0 +1,66 @@
+import {
+  claimPayment,
+  findPaymentById,
+  findPaymentByOrderId,
+  findPaymentsByBuyerId,
+  insertPayment,
+  releasePaymentLease,
+  takeOverExpiredPayment,
+  updatePaymentStatus,
+  type Db,
+  type StatusChange,
+} from '@foodies/db';
+import type { PaymentRecord, PaymentStatus, ProcessPaymentRequest } from '@foodies/domain';
+
+/** The spec's PaymentRepository, plus the claim/lease operations the consumer needs. */
+export interface PaymentRepository {
+  create(request: ProcessPaymentRequest, status?: PaymentStatus): Promise<PaymentRecord>;
+  /** Inserts a PENDING payment leased for `leaseMs`, or undefined if the order has one. */
+  claim(request: ProcessPaymentRequest, leaseMs: number): Promise<PaymentRecord | undefined>;
+  /** Takes over an in-flight payment whose lease expired; undefined if not (yet) possible. */
+  takeOver(paymentId: bigint, leaseMs: number): Promise<PaymentRecord | undefined>;
+  /** Ends our lease early so the next attempt can take the payment over at once. */
+  releaseLease(paymentId: bigint): Promise<void>;
+  findById(id: bigint): Promise<PaymentRecord | undefined>;
+  findByOrderId(orderId: bigint): Promise<PaymentRecord | undefined>;
+  findByBuyerId(buyerId: string, limit?: number, offset?: number): Promise<PaymentRecord[]>;
+  /** Guarded by allowed predecessors; false when the guard refused. */
+  updateStatus(paymentId: bigint, change: StatusChange): Promise<boolean>;
+  /**
+   * Runs `fn` in one database transaction with a repository bound to it. `tx` is the
+   * transaction itself, for writes of other tables that must commit together.
+   */
+  transaction<T>(fn: (repo: PaymentRepository, tx: Db) => Promise<T>): Promise<T>;
+}
+
+export class PgPaymentRepository implements PaymentRepository {
+  constructor(private readonly db: Db) {}
+
+  create(request: ProcessPaymentRequest, status?: PaymentStatus) {
+    return insertPayment(this.db, request, status);
+  }
+  claim(request: ProcessPaymentRequest, leaseMs: number) {
+    return claimPayment(this.db, request, leaseMs);
+  }
+  takeOver(paymentId: bigint, leaseMs: number) {
+    return takeOverExpiredPayment(this.db, paymentId, leaseMs);
+  }
+  releaseLease(paymentId: bigint) {
+    return releasePaymentLease(this.db, paymentId);
+  }
+  findById(id: bigint) {
+    return findPaymentById(this.db, id);
+  }
+  findByOrderId(orderId: bigint) {
+    return findPaymentByOrderId(this.db, orderId);
+  }
+  findByBuyerId(buyerId: string, limit?: number, offset?: number) {
+    return findPaymentsByBuyerId(this.db, buyerId, limit, offset);
+  }
+  updateStatus(paymentId: bigint, change: StatusChange) {
+    return updatePaymentStatus(this.db, paymentId, change);
+  }
+  transaction<T>(fn: (repo: PaymentRepository, tx: Db) => Promise<T>): Promise<T> {
+    return this.db.transaction().execute((trx) => fn(new PgPaymentRepository(trx), trx));
+  }
+}

@@ -1,0 +1,60 @@
+import { createRequire } from 'node:module';
+import { Connection } from 'rabbitmq-client';
+import type { Logger } from 'pino';
+
+const require = createRequire(import.meta.url);
+
+let rawJsonInstalled = false;
+
+/**
+ * rabbitmq-client JSON.parses bodies whose content type is application/json, which rounds
+ * integers beyond 2^53 (orderId 9007199254740993 would arrive as ...992) and loses the
+ * original bytes we must dead-letter. Marking such deliveries with the content encoding
+ * "identity" (RFC 9110: no transformation) makes the client hand us the raw Buffer; we parse
+ * it ourselves without rounding. A test publishes such a message and checks every digit, so
+ * a client upgrade that changes this path fails loudly.
+ */
+export function preserveRawJsonBodies(): void {
+  if (rawJsonInstalled) return;
+  const { Channel } = require('rabbitmq-client/lib/Channel.js') as {
+    Channel: { prototype: { _onHeader(frame: { fields: { contentType?: string; contentEncoding?: string } }): void } };
+  };
+  const original = Channel.prototype._onHeader;
+  Channel.prototype._onHeader = function (this: unknown, frame) {
+    if (frame.fields.contentType === 'application/json' && !frame.fields.contentEncoding) {
+      frame.fields.contentEncoding = 'identity';
+    }
+    original.call(this, frame);
+  };
+  rawJsonInstalled = true;
+}
+
+export interface RabbitOptions {
+  RABBITMQ_HOST: string;
+  RABBITMQ_PORT: number;
+  RABBITMQ_USERNAME: string;
+  RABBITMQ_PASSWORD: string;
+}
+
+/**
+ * One AMQP connection per process. noDelay disables Nagle's algorithm: with it on, small
+ * publishes and acks wait for the peer's delayed ACK and latency rises by tens of ms.
+ * The client reconnects by itself (backoff between retryLow and retryHigh ms).
+ */
+export function createRabbit(options: RabbitOptions, logger: Logger, connectionName: string): Connection {
+  preserveRawJsonBodies();
+  const rabbit = new Connection({
+    hostname: options.RABBITMQ_HOST,
+    port: options.RABBITMQ_PORT,
+    username: options.RABBITMQ_USERNAME,
+    password: options.RABBITMQ_PASSWORD,
+    connectionName,
+    noDelay: true,
+    retryLow: 250,
+    retryHigh: 10_000,
+    connectionTimeout: 5_000,
+  });
+  rabbit.on('error', (err) => logger.warn({ err }, 'rabbitmq connection error; reconnecting'));
+  rabbit.on('connection', () => logger.info({ host: options.RABBITMQ_HOST, port: options.RABBITMQ_PORT }, 'rabbitmq connected'));
+  return rabbit;
+}

@@ -1,0 +1,90 @@
+import { Type, type Static, type TObject, type TProperties, type TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { ConfigError } from './errors.js';
+
+/**
+ * Environment configuration: one TypeBox object per app whose keys are the variable names.
+ * Values are converted from strings, defaults applied, and the first problem reported as
+ * one line naming the variable. Empty strings count as unset.
+ */
+export function loadConfig<T extends TObject>(schema: T, env: NodeJS.ProcessEnv = process.env): Static<T> {
+  const raw: Record<string, string> = {};
+  for (const key of Object.keys(schema.properties)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') raw[key] = value.trim();
+  }
+  const converted = Value.Convert(schema, Value.Default(schema, raw));
+  const error = Value.Errors(schema, converted).First();
+  if (error) {
+    const variable = error.path.replace(/^\//, '') || Object.keys(schema.properties)[0]!;
+    const property = schema.properties[variable] as TSchema | undefined;
+    const expected = (property?.description as string | undefined) ?? error.message;
+    const got = raw[variable];
+    throw new ConfigError(variable, got === undefined ? `is required: ${expected}` : `${expected}; got '${got}'`);
+  }
+  return converted as Static<T>;
+}
+
+const Port = (fallback: number, what: string) =>
+  Type.Integer({ minimum: 1, maximum: 65535, default: fallback, description: `must be a TCP port (1-65535) for ${what}` });
+const PositiveMs = (fallback: number, what: string) =>
+  Type.Integer({ minimum: 1, default: fallback, description: `must be a positive integer of milliseconds (${what})` });
+const Text = (fallback: string, what: string) => Type.String({ minLength: 1, default: fallback, description: `must be ${what}` });
+
+/** Fragments shared by the apps; each app composes its own schema from them. */
+export const ProcessEnv = {
+  HOST: Text('0.0.0.0', 'the address every listener binds to'),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info', description: 'must be one of fatal, error, warn, info, debug, trace, silent' },
+  ),
+  SHUTDOWN_TIMEOUT_MS: PositiveMs(10_000, 'graceful shutdown budget before a forced exit'),
+} satisfies TProperties;
+
+export const DatabaseEnv = {
+  DB_URL: Type.String({
+    pattern: '^(jdbc:)?postgres(ql)?://',
+    default: 'jdbc:postgresql://localhost:5434/foodies-payment-database',
+    description: 'must be a postgres://host:port/database or jdbc:postgresql://host:port/database URL',
+  }),
+  DB_USERNAME: Text('foodies_admin', 'the database user name'),
+  DB_PASSWORD: Type.String({ default: 'foodies_password', description: 'must be the database password' }),
+  DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 200, default: 10, description: 'must be an integer from 1 to 200 (connections per process)' }),
+} satisfies TProperties;
+
+export const RabbitEnv = {
+  RABBITMQ_HOST: Text('localhost', 'the RabbitMQ host name'),
+  RABBITMQ_PORT: Port(5672, 'RabbitMQ'),
+  RABBITMQ_USERNAME: Text('guest', 'the RabbitMQ user name'),
+  RABBITMQ_PASSWORD: Type.String({ default: 'guest', description: 'must be the RabbitMQ password' }),
+  RABBITMQ_PUBLISH_EXCHANGE: Text('foodies.events', 'the topic exchange events are published to'),
+} satisfies TProperties;
+
+export const configFields = { Port, PositiveMs, Text };
+
+export interface PgConnection {
+  connectionString: string;
+  user: string;
+  password: string;
+}
+
+/**
+ * Accepts the spec's `jdbc:postgresql://host:port/db?…` and plain `postgres://…` URLs.
+ * DB_USERNAME and DB_PASSWORD always win over credentials embedded in the URL.
+ */
+export function pgConnectionFromEnv(config: { DB_URL: string; DB_USERNAME: string; DB_PASSWORD: string }): PgConnection {
+  const text = config.DB_URL.replace(/^jdbc:/, '').replace(/^postgresql:/, 'postgres:');
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new ConfigError('DB_URL', `is not a valid URL; got '${config.DB_URL.replace(/\/\/[^@/]*@/, '//***@')}'`);
+  }
+  if (!url.hostname || url.pathname.length < 2) {
+    throw new ConfigError('DB_URL', 'must name a host and a database, e.g. jdbc:postgresql://localhost:5434/foodies-payment-database');
+  }
+  url.username = '';
+  url.password = '';
+  for (const jdbcOnly of ['user', 'password', 'currentSchema', 'ApplicationName']) url.searchParams.delete(jdbcOnly);
+  return { connectionString: url.toString(), user: config.DB_USERNAME, password: config.DB_PASSWORD };
+}

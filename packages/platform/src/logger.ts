@@ -1,0 +1,62 @@
+import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
+import { isCardSecretKey, maskCardNumbers } from '@foodies/domain';
+
+export type { Logger };
+
+/** Holder names, tokens and passwords never reach a log line (DESIGN §3.5). */
+const REDACT_KEYS = ['cardHolderName', 'card_holder_name', 'authorization', 'token', 'accessToken', 'password', 'DB_PASSWORD', 'RABBITMQ_PASSWORD'];
+export const REDACT_PATHS = [
+  ...REDACT_KEYS,
+  ...REDACT_KEYS.map((k) => `*.${k}`),
+  ...REDACT_KEYS.map((k) => `*.*.${k}`),
+  'req.headers.authorization',
+  'req.headers.cookie',
+];
+
+/**
+ * Deep copy of a log object with card secrets removed and card-like digit runs masked,
+ * wherever they sit. Errors are kept as they are for pino's serializer, their message masked.
+ */
+function scrub(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string') return maskCardNumbers(value);
+  if (depth > 6 || value === null || typeof value !== 'object') return value;
+  if (value instanceof Error) {
+    value.message = maskCardNumbers(value.message);
+    return value;
+  }
+  if (Array.isArray(value)) return value.map((v) => scrub(v, depth + 1));
+  if (value instanceof Date || Buffer.isBuffer(value)) return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, child] of Object.entries(value)) {
+    out[key] = isCardSecretKey(key) ? '[REDACTED]' : scrub(child, depth + 1);
+  }
+  return out;
+}
+
+export interface LoggerOptions {
+  level: LevelWithSilent | string;
+  name: string;
+  /** Where lines go; tests pass a stream to capture them. Defaults to stdout. */
+  destination?: DestinationStream;
+}
+
+/** One root logger per process; pretty output only on an interactive terminal. */
+export function createLogger(options: LoggerOptions): Logger {
+  const pretty = !options.destination && process.stdout.isTTY;
+  return pino(
+    {
+      name: options.name,
+      level: options.level,
+      redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
+      formatters: { log: (obj) => scrub(obj) as Record<string, unknown> },
+      hooks: {
+        logMethod(args, method) {
+          const masked = args.map((a) => (typeof a === 'string' ? maskCardNumbers(a) : a)) as typeof args;
+          method.apply(this, masked);
+        },
+      },
+      ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: true } } } : {}),
+    },
+    options.destination,
+  );
+}
