@@ -1,0 +1,5 @@
+export * from './postgres.js';
+export * from './rabbit.js';
+export * from './wait.js';
+export * from './memory.js';
+export * from './fixtures.js';

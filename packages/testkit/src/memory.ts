@@ -1,0 +1,88 @@
+import type { LedgerEntry } from '@foodies/db';
+import { ALLOWED_PREDECESSORS, IN_FLIGHT_STATUSES, type PaymentRecord, type PaymentStatus, type ProcessPaymentRequest } from '@foodies/domain';
+import type { LedgerStore, PaymentRepository } from '@foodies/payments';
+import type { Db, StatusChange } from '@foodies/db';
+
+/** In-memory fakes for unit tests only (the spec's InMemoryPaymentRepository). */
+export class InMemoryPaymentRepository implements PaymentRepository {
+  readonly rows = new Map<bigint, PaymentRecord & { leaseExpiresAt: number | null }>();
+  private nextId = 1n;
+
+  async create(request: ProcessPaymentRequest, status: PaymentStatus = 'PENDING'): Promise<PaymentRecord> {
+    if ([...this.rows.values()].some((r) => r.orderId === request.orderId)) throw new Error(`duplicate key value violates unique constraint "payments_order_id_key"`);
+    const record = {
+      id: this.nextId++,
+      orderId: request.orderId,
+      buyerId: request.buyerId,
+      amount: request.amount,
+      currency: request.currency,
+      status,
+      paymentMethod: { ...request.paymentMethod },
+      transactionId: null,
+      failureReason: null,
+      failureCode: null,
+      createdAt: new Date(),
+      processedAt: null,
+      leaseExpiresAt: null,
+    };
+    this.rows.set(record.id, record);
+    return { ...record };
+  }
+  async claim(request: ProcessPaymentRequest, leaseMs: number) {
+    if ([...this.rows.values()].some((r) => r.orderId === request.orderId)) return undefined;
+    const record = await this.create(request);
+    this.rows.get(record.id)!.leaseExpiresAt = Date.now() + leaseMs;
+    return record;
+  }
+  async takeOver(paymentId: bigint, leaseMs: number) {
+    const row = this.rows.get(paymentId);
+    if (!row || !IN_FLIGHT_STATUSES.includes(row.status) || (row.leaseExpiresAt ?? 0) >= Date.now()) return undefined;
+    row.status = 'PROCESSING';
+    row.leaseExpiresAt = Date.now() + leaseMs;
+    return { ...row };
+  }
+  async releaseLease(paymentId: bigint) {
+    const row = this.rows.get(paymentId);
+    if (row) row.leaseExpiresAt = Date.now();
+  }
+  async findById(id: bigint) {
+    const row = this.rows.get(id);
+    return row && { ...row };
+  }
+  async findByOrderId(orderId: bigint) {
+    const row = [...this.rows.values()].find((r) => r.orderId === orderId);
+    return row && { ...row };
+  }
+  async findByBuyerId(buyerId: string, limit = 50, offset = 0) {
+    return [...this.rows.values()].filter((r) => r.buyerId === buyerId).reverse().slice(offset, offset + limit);
+  }
+  async updateStatus(paymentId: bigint, change: StatusChange) {
+    const row = this.rows.get(paymentId);
+    if (!row || !ALLOWED_PREDECESSORS[change.status].includes(row.status)) return false;
+    row.status = change.status;
+    if (change.transactionId !== undefined) row.transactionId = change.transactionId;
+    if (change.failureReason !== undefined) row.failureReason = change.failureReason;
+    if (change.failureCode !== undefined) row.failureCode = change.failureCode;
+    if (change.processedAt !== undefined) row.processedAt = change.processedAt;
+    return true;
+  }
+  async transaction<T>(fn: (repo: PaymentRepository, tx: Db) => Promise<T>): Promise<T> {
+    return fn(this, undefined as never);
+  }
+}
+
+export class MemoryLedgerStore implements LedgerStore {
+  readonly entries = new Map<string, LedgerEntry>();
+
+  async record(entry: LedgerEntry) {
+    if (!this.entries.has(entry.idempotencyKey)) this.entries.set(entry.idempotencyKey, { ...entry });
+    return { ...this.entries.get(entry.idempotencyKey)! };
+  }
+  async find(key: string) {
+    const entry = this.entries.get(key);
+    return entry && { ...entry };
+  }
+  charges(orderId: bigint): number {
+    return [...this.entries.values()].filter((e) => e.orderId === orderId && e.outcome === 'CHARGED').length;
+  }
+}
