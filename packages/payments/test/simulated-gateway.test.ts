@@ -1,0 +1,88 @@
+import t from 'tap';
+import { countLedgerCharges } from '@foodies/db';
+import { idempotencyKeyForOrder, type PaymentMethodInfo } from '@foodies/domain';
+import { GatewayUnavailableError, GatewayUnknownOutcomeError, PgLedgerStore, SimulatedPaymentGateway, type ChargeRequest } from '@foodies/payments';
+import { createTestDatabase, MemoryLedgerStore, newOrderId } from '@foodies/testkit';
+
+const card = (cardLastFour: string): PaymentMethodInfo => ({
+  type: 'CREDIT_CARD',
+  cardLastFour,
+  cardBrand: 'VISA',
+  cardHolderName: 'John Doe',
+  expirationMonth: 1,
+  expirationYear: 2001,
+});
+const charge = (lastFour = '4242', orderId = newOrderId()): ChargeRequest => ({ amount: '49.99', currency: 'USD', paymentMethod: card(lastFour), orderId, buyerId: 'user-1' });
+const key = (req: ChargeRequest) => idempotencyKeyForOrder(req.orderId);
+
+t.test('always-succeed mode charges every card, even the decline patterns', async (t) => {
+  const gateway = new SimulatedPaymentGateway({ alwaysSucceed: true, processingDelayMs: 0 }, new MemoryLedgerStore());
+  for (const lastFour of ['4242', '0000', '1111', '2222']) {
+    const req = charge(lastFour);
+    const result = await gateway.charge(req, key(req));
+    t.equal(result.kind, 'Success', lastFour);
+    if (result.kind === 'Success') t.match(result.transactionId, /^txn_[0-9a-f-]{36}$/);
+  }
+});
+
+t.test('card patterns decline when not always-succeed; expiry dates are not checked', async (t) => {
+  const gateway = new SimulatedPaymentGateway({ alwaysSucceed: false, processingDelayMs: 0 }, new MemoryLedgerStore());
+  const expect: Record<string, [string, string]> = {
+    '0000': ['CARD_DECLINED', 'Card declined'],
+    '1111': ['INSUFFICIENT_FUNDS', 'Insufficient funds'],
+    '2222': ['CARD_EXPIRED', 'Card expired'],
+  };
+  for (const [lastFour, [code, reason]] of Object.entries(expect)) {
+    const req = charge(lastFour);
+    t.same(await gateway.charge(req, key(req)), { kind: 'Declined', code, reason }, lastFour);
+  }
+  const expiredButFine = charge('4242');
+  t.equal((await gateway.charge(expiredButFine, key(expiredButFine))).kind, 'Success', 'an old expiry date is not a decline');
+});
+
+t.test('processing delay is applied to each charge', async (t) => {
+  const gateway = new SimulatedPaymentGateway({ alwaysSucceed: true, processingDelayMs: 60 }, new MemoryLedgerStore());
+  const req = charge();
+  const started = performance.now();
+  await gateway.charge(req, key(req));
+  t.ok(performance.now() - started >= 55, 'waited for the configured delay');
+});
+
+t.test('the same idempotency key returns the first answer and charges once (PostgreSQL ledger)', async (t) => {
+  const { db } = await createTestDatabase(t);
+  const gateway = new SimulatedPaymentGateway({ alwaysSucceed: true, processingDelayMs: 5 }, new PgLedgerStore(db));
+  const req = charge();
+  const answers = await Promise.all(Array.from({ length: 8 }, () => gateway.charge(req, key(req))));
+  t.equal(new Set(answers.map((a) => (a.kind === 'Success' ? a.transactionId : a.kind))).size, 1, 'one transaction id for all');
+  t.equal(await countLedgerCharges(db, req.orderId), 1);
+});
+
+t.test('faults: unavailable charges nothing, lost answer charges once, slow answers late', async (t) => {
+  const ledger = new MemoryLedgerStore();
+  const gateway = new SimulatedPaymentGateway({ alwaysSucceed: true, processingDelayMs: 0 }, ledger);
+  const req = charge();
+  gateway.injectFaults({ kind: 'unavailable' }, { kind: 'lostAnswer' }, { kind: 'slow', delayMs: 50 });
+  await t.rejects(gateway.charge(req, key(req)), GatewayUnavailableError);
+  t.equal(ledger.charges(req.orderId), 0, 'refused before charging');
+  await t.rejects(gateway.charge(req, key(req)), GatewayUnknownOutcomeError);
+  t.equal(ledger.charges(req.orderId), 1, 'charged though the answer was lost');
+  const started = performance.now();
+  const retried = await gateway.charge(req, key(req));
+  t.ok(performance.now() - started >= 45, 'slow answer');
+  t.equal(retried.kind, 'Success', 'retry under the same key returns the first charge');
+  t.equal(ledger.charges(req.orderId), 1, 'still one charge');
+});
+
+t.test('lookup tells what happened under a key and closes an unused key', async (t) => {
+  const ledger = new MemoryLedgerStore();
+  const gateway = new SimulatedPaymentGateway({ alwaysSucceed: false, processingDelayMs: 0 }, ledger);
+  const charged = charge();
+  const first = await gateway.charge(charged, key(charged));
+  t.same(await gateway.lookup(key(charged)), { found: true, result: first });
+
+  const unused = charge();
+  t.same(await gateway.lookup(key(unused)), { found: false });
+  const late = await gateway.charge(unused, key(unused));
+  t.equal(late.kind, 'Declined', 'a request arriving after the lookup cannot charge');
+  t.equal(ledger.charges(unused.orderId), 0);
+});
