@@ -30,6 +30,10 @@ export const Int64Id = Type.Union([
   Type.BigInt({ minimum: 1n, maximum: INT64_MAX }),
 ]);
 
+/** Patterns rather than formats: TypeBox checks formats only once registered globally. */
+const Uuid = Type.String({ pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' });
+const IsoInstant = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?Z$' });
+
 const Nullable = <T extends TSchema>(schema: T) => Type.Optional(Type.Union([schema, Type.Null()]));
 
 export const PaymentMethodInfoSchema = Type.Object(
@@ -61,24 +65,24 @@ export type OrderStockConfirmedEventWire = Static<typeof OrderStockConfirmedEven
 
 export const OrderPaymentSucceededEventSchema = Type.Object(
   {
-    eventId: Type.String({ format: 'uuid' }),
+    eventId: Uuid,
     orderId: Int64Id,
     paymentId: Int64Id,
     transactionId: Type.String({ minLength: 1 }),
     amount: Type.String({ pattern: '^\\d+(\\.\\d+)?$' }),
     currency: Type.String({ minLength: 3, maxLength: 3 }),
-    processedAt: Type.String({ format: 'date-time' }),
+    processedAt: IsoInstant,
   },
   { additionalProperties: false },
 );
 
 export const OrderPaymentFailedEventSchema = Type.Object(
   {
-    eventId: Type.String({ format: 'uuid' }),
+    eventId: Uuid,
     orderId: Int64Id,
     failureReason: Type.String({ minLength: 1 }),
     failureCode: literalUnion(PAYMENT_FAILURE_CODES),
-    occurredAt: Type.String({ format: 'date-time' }),
+    occurredAt: IsoInstant,
   },
   { additionalProperties: false },
 );

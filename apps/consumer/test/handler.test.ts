@@ -1,0 +1,164 @@
+import t from 'tap';
+import { Value } from '@sinclair/typebox/value';
+import { countLedgerCharges, findPaymentByOrderId, type Db } from '@foodies/db';
+import { OrderPaymentFailedEventSchema, OrderPaymentSucceededEventSchema, parseJsonExact, stringifyJson } from '@foodies/domain';
+import { PaymentService, PgLedgerStore, PgPaymentRepository, SimulatedPaymentGateway } from '@foodies/payments';
+import { captureLogger, createTestDatabase, eventBody, stockConfirmedEvent } from '@foodies/testkit';
+import { StockConfirmedHandler } from '../src/handler.js';
+import { countRows, dumpAllTables, outboxRows } from './helpers.js';
+
+function handlerFor(db: Db, alwaysSucceed = true) {
+  const { logger, lines } = captureLogger();
+  const gateway = new SimulatedPaymentGateway({ alwaysSucceed, processingDelayMs: 0 }, new PgLedgerStore(db));
+  const service = new PaymentService({
+    repository: new PgPaymentRepository(db),
+    gateway,
+    leaseMs: 30_000,
+    chargePolicy: { maxAttempts: 3, attemptTimeoutMs: 1000, backoff: { baseMs: 1, maxMs: 5 } },
+  });
+  return { handler: new StockConfirmedHandler({ db, service, logger }), lines, gateway };
+}
+
+t.test('OrderStockConfirmedEventHandler with PostgreSQL', async (t) => {
+  const { db } = await createTestDatabase(t);
+
+  t.test('success flow: payment SUCCEEDED, inbox row, succeeded event in the outbox with the exact wire JSON', async (t) => {
+    const { handler } = handlerFor(db);
+    const event = stockConfirmedEvent({ orderId: 12345n + BigInt(Date.now()) });
+    const orderId = event.orderId as bigint;
+    const handled = await handler.handle(eventBody(event));
+    t.match(handled, { outcome: 'succeeded', orderId, eventId: event.eventId });
+
+    const payment = await findPaymentByOrderId(db, orderId);
+    t.match(payment, { status: 'SUCCEEDED', amount: '49.99', currency: 'USD', buyerId: 'user-uuid-123', failureReason: null });
+    t.same(payment?.paymentMethod, event.paymentMethod);
+    t.equal(await countRows(db, 'inbox', orderId), 1);
+    t.equal(await countLedgerCharges(db, orderId), 1);
+
+    const [row, ...rest] = await outboxRows(db, orderId);
+    t.equal(rest.length, 0, 'exactly one result event');
+    t.equal(row?.event_type, 'OrderPaymentSucceededEvent');
+    t.equal(row?.routing_key, 'payment.succeeded');
+    const expected =
+      `{"eventId":"${row?.event_id}","orderId":${orderId},"paymentId":${payment?.id},` +
+      `"transactionId":"${payment?.transactionId}","amount":"49.99","currency":"USD",` +
+      `"processedAt":"${payment?.processedAt?.toISOString().replace('.000Z', 'Z')}"}`;
+    t.equal(row?.payload, expected, 'field names, order and encodings as the Kotlin services write them');
+    t.ok(Value.Check(OrderPaymentSucceededEventSchema, parseJsonExact(row!.payload)), 'matches the published schema');
+  });
+
+  t.test('failure flow: a declined card is FAILED and answered with the gateway code', async (t) => {
+    const { handler } = handlerFor(db, false);
+    const event = stockConfirmedEvent({ paymentMethod: { ...(stockConfirmedEvent().paymentMethod as object), cardLastFour: '0000' } });
+    const orderId = event.orderId as bigint;
+    t.match(await handler.handle(eventBody(event)), { outcome: 'failed' });
+    t.match(await findPaymentByOrderId(db, orderId), { status: 'FAILED', failureCode: 'CARD_DECLINED', failureReason: 'Card declined' });
+    const [row] = await outboxRows(db, orderId);
+    const body = parseJsonExact(row!.payload) as Record<string, unknown>;
+    t.same(Object.keys(body), ['eventId', 'orderId', 'failureReason', 'failureCode', 'occurredAt']);
+    t.match(body, { orderId, failureReason: 'Card declined', failureCode: 'CARD_DECLINED' });
+    t.ok(Value.Check(OrderPaymentFailedEventSchema, body));
+    t.equal(await countLedgerCharges(db, orderId), 0);
+  });
+
+  t.test('idempotent flow: the same event again is acknowledged with no effect', async (t) => {
+    const { handler } = handlerFor(db);
+    const event = stockConfirmedEvent();
+    const orderId = event.orderId as bigint;
+    await handler.handle(eventBody(event));
+    t.match(await handler.handle(eventBody(event)), { outcome: 'duplicate' });
+    t.equal(await countRows(db, 'outbox', orderId), 1, 'no second result event');
+    t.equal(await countRows(db, 'payments', orderId), 1);
+    t.equal(await countLedgerCharges(db, orderId), 1);
+  });
+
+  t.test('a new eventId for an answered order re-publishes the recorded outcome without charging', async (t) => {
+    const { handler } = handlerFor(db);
+    const event = stockConfirmedEvent();
+    const orderId = event.orderId as bigint;
+    await handler.handle(eventBody(event));
+    const again = { ...event, eventId: 'evt-new', totalAmount: '10.00' };
+    t.match(await handler.handle(eventBody(again)), { outcome: 'republished' });
+    const [first, second] = await outboxRows(db, orderId);
+    const a = parseJsonExact(first!.payload) as Record<string, unknown>;
+    const b = parseJsonExact(second!.payload) as Record<string, unknown>;
+    t.not(a.eventId, b.eventId, 'a new result event id');
+    t.same({ ...b, eventId: a.eventId }, a, 'same payment, transaction, amount and time as recorded');
+    t.equal(await countLedgerCharges(db, orderId), 1, 'no new charge');
+  });
+
+  t.test('a re-published failure keeps its original failure code', async (t) => {
+    const { handler } = handlerFor(db, false);
+    const event = stockConfirmedEvent({ paymentMethod: { ...(stockConfirmedEvent().paymentMethod as object), cardLastFour: '2222' } });
+    await handler.handle(eventBody(event));
+    await handler.handle(eventBody({ ...event, eventId: 'evt-again-2222' }));
+    const rows = await outboxRows(db, event.orderId as bigint);
+    t.same(rows.map((r) => (parseJsonExact(r.payload) as Record<string, unknown>).failureCode), ['CARD_EXPIRED', 'CARD_EXPIRED']);
+  });
+
+  t.test('business-invalid events are answered with a precise failed event and nothing is charged', async (t) => {
+    const { handler } = handlerFor(db);
+    const cases: Array<[Record<string, unknown>, string, RegExp]> = [
+      [{ totalAmount: '0' }, 'UNKNOWN', /greater than zero/],
+      [{ totalAmount: '-1.00' }, 'UNKNOWN', /greater than zero/],
+      [{ totalAmount: '1e3' }, 'UNKNOWN', /not a plain decimal/],
+      [{ totalAmount: '12.345' }, 'UNKNOWN', /more decimal places than USD allows/],
+      [{ currency: 'EURO' }, 'UNKNOWN', /unsupported currency 'EURO'/],
+      [{ paymentMethod: { type: 'CREDIT_CARD', cardBrand: 'VISA' } }, 'INVALID_CARD', /cardLastFour/],
+    ];
+    for (const [overrides, code, reason] of cases) {
+      const event = stockConfirmedEvent(overrides);
+      const orderId = event.orderId as bigint;
+      t.match(await handler.handle(eventBody(event)), { outcome: 'rejected' }, JSON.stringify(overrides));
+      const [row] = await outboxRows(db, orderId);
+      const body = parseJsonExact(row!.payload) as Record<string, unknown>;
+      t.equal(body.failureCode, code);
+      t.match(body.failureReason, reason);
+      t.equal(await countRows(db, 'payments', orderId), 0, 'no payment attempted');
+      t.equal(await countLedgerCharges(db, orderId), 0, 'nothing charged');
+      t.equal(await countRows(db, 'inbox', orderId), 1, 'answered once');
+    }
+  });
+
+  t.test('an invalid event for an order already paid re-publishes the payment, never a failure', async (t) => {
+    const { handler } = handlerFor(db);
+    const event = stockConfirmedEvent();
+    await handler.handle(eventBody(event));
+    t.match(await handler.handle(eventBody({ ...event, eventId: 'evt-bad', currency: 'XYZ' })), { outcome: 'republished' });
+    const rows = await outboxRows(db, event.orderId as bigint);
+    t.same(rows.map((r) => r.event_type), ['OrderPaymentSucceededEvent', 'OrderPaymentSucceededEvent']);
+  });
+
+  t.test('orderId 9007199254740993 is handled exactly end to end', async (t) => {
+    const { handler } = handlerFor(db);
+    const raw = stringifyJson(stockConfirmedEvent()).replace(/"orderId":\d+/, '"orderId":9007199254740993');
+    t.match(await handler.handle(Buffer.from(raw)), { outcome: 'succeeded', orderId: 9007199254740993n });
+    const [row] = await outboxRows(db, 9007199254740993n);
+    t.match(row?.payload, /"orderId":9007199254740993,/);
+    t.equal((await findPaymentByOrderId(db, 9007199254740993n))?.orderId, 9007199254740993n);
+  });
+
+  t.test('card numbers and CVVs in the event appear in no table and no log line', async (t) => {
+    const { handler, lines } = handlerFor(db);
+    const event = stockConfirmedEvent();
+    Object.assign(event.paymentMethod as object, { cardNumber: '4111111111111111', cvv: '737', cvc: '737' });
+    Object.assign(event, { pan: '5555555555554444' });
+    t.match(await handler.handle(eventBody(event)), { outcome: 'succeeded' });
+    const stored = await dumpAllTables(db);
+    t.notMatch(stored, /4111111111111111|5555555555554444/);
+    t.notMatch(stored, /737/);
+    const logs = lines.join('\n');
+    t.notMatch(logs, /4111111111111111|5555555555554444|"737"/);
+    t.notMatch(logs, /John Doe/, 'holder names are not logged either');
+    t.match(logs, /card secrets removed/, 'the removal itself is logged, by path');
+  });
+
+  t.test('poison bodies are not processed and keep their bytes for the dead-letter queue', async (t) => {
+    const { handler } = handlerFor(db);
+    const handled = await handler.handle(Buffer.from('[]'));
+    t.same(handled, { outcome: 'dead_lettered', reason: 'body is not a JSON object', body: Buffer.from('[]') });
+    const withSecret = await handler.handle(Buffer.from('{"cardNumber":"4111111111111111","orderId":"x"}'));
+    t.equal(withSecret.outcome, 'dead_lettered');
+    if (withSecret.outcome === 'dead_lettered') t.equal(withSecret.body.toString(), '{"orderId":"x"}');
+  });
+});

@@ -1,0 +1,109 @@
+import { sql } from 'kysely';
+import type { Connection } from 'rabbitmq-client';
+import type { Db } from '@foodies/db';
+import { stringifyJson } from '@foodies/domain';
+import { buildConsumerApp, type ConsumerApp, type ConsumerOverrides } from '../src/app.js';
+import { loadConsumerConfig, type ConsumerConfig } from '../src/config.js';
+import {
+  captureLogger,
+  createTestDatabase,
+  rabbitNames,
+  TEST_DATABASE_URL,
+  TEST_RABBIT,
+  testRabbit,
+  type RabbitNames,
+  type Teardown,
+  type TestDatabase,
+} from '@foodies/testkit';
+
+/** Consumer config for a test: its own database, its own exchange and queues, fast retries. */
+export function testConsumerConfig(database: TestDatabase, names: RabbitNames, overrides: Partial<ConsumerConfig> = {}): ConsumerConfig {
+  const admin = new URL(TEST_DATABASE_URL);
+  return {
+    ...loadConsumerConfig({ PAYMENT_DELAY_MS: '0', PAYMENT_LEASE_MS: '30000' }),
+    DB_URL: `postgres://${admin.host}/${database.name}`,
+    DB_USERNAME: decodeURIComponent(admin.username),
+    DB_PASSWORD: decodeURIComponent(admin.password),
+    DB_POOL_MAX: 4,
+    ...TEST_RABBIT,
+    RABBITMQ_PUBLISH_EXCHANGE: names.exchange,
+    RABBITMQ_CONSUME_QUEUE: names.queue,
+    CONSUMER_HEALTH_PORT: 0,
+    HOST: '127.0.0.1',
+    RETRY_BASE_MS: 20,
+    RETRY_MAX_MS: 200,
+    GATEWAY_RETRY_BASE_MS: 5,
+    GATEWAY_RETRY_MAX_MS: 20,
+    GATEWAY_TIMEOUT_MS: 1000,
+    ...overrides,
+  };
+}
+
+export interface Harness {
+  database: TestDatabase;
+  db: Db;
+  admin: Connection;
+  names: RabbitNames;
+  lines: string[];
+  /** Starts one more consumer instance (a replica) against the same database and queue. */
+  startConsumer(overrides?: Partial<ConsumerConfig>, appOverrides?: ConsumerOverrides): Promise<ConsumerApp>;
+  publish(body: Buffer | string | Record<string, unknown>, contentType?: string): Promise<void>;
+  /** Takes the next message from the dead-letter queue, if any. */
+  getDeadLetter(): Promise<{ body: Buffer; headers: Record<string, unknown> } | undefined>;
+}
+
+export async function harness(t: Teardown): Promise<Harness> {
+  const database = await createTestDatabase(t);
+  const admin = testRabbit(t);
+  const names = rabbitNames(t, admin);
+  const { logger, lines } = captureLogger();
+  const publisher = admin.createPublisher({ confirm: true });
+  t.teardown(() => publisher.close());
+  return {
+    database,
+    db: database.db,
+    admin,
+    names,
+    lines,
+    async startConsumer(overrides = {}, appOverrides = {}) {
+      const app = buildConsumerApp(testConsumerConfig(database, names, overrides), logger, appOverrides);
+      t.teardown(() => app.close());
+      await app.start();
+      return app;
+    },
+    async publish(body, contentType = 'application/json') {
+      const bytes = Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : stringifyJson(body), 'utf8');
+      await publisher.send({ exchange: names.exchange, routingKey: 'order.stock-confirmed', contentType, durable: true }, bytes);
+    },
+    async getDeadLetter() {
+      const ch = await admin.acquire();
+      try {
+        const msg = await ch.basicGet({ queue: names.dlq, noAck: true });
+        if (!msg) return undefined;
+        const body = Buffer.isBuffer(msg.body) ? msg.body : Buffer.from(typeof msg.body === 'string' ? msg.body : JSON.stringify(msg.body));
+        return { body, headers: (msg.headers ?? {}) as Record<string, unknown> };
+      } finally {
+        await ch.close();
+      }
+    },
+  };
+}
+
+export async function outboxRows(db: Db, orderId: bigint) {
+  return db.selectFrom('outbox').selectAll().where('order_id', '=', orderId).orderBy('id').execute();
+}
+
+export async function countRows(db: Db, table: 'payments' | 'inbox' | 'outbox', orderId: bigint): Promise<number> {
+  const row = await db.selectFrom(table).select((eb) => eb.fn.countAll<bigint>().as('n')).where('order_id', '=', orderId).executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+/** Every table's content as text, to prove a value is stored nowhere. */
+export async function dumpAllTables(db: Db): Promise<string> {
+  const parts: string[] = [];
+  for (const table of ['payments', 'payment_status_history', 'inbox', 'outbox', 'gateway_ledger']) {
+    const { rows } = await sql<{ row: string }>`SELECT t::text AS row FROM ${sql.table(table)} t`.execute(db);
+    parts.push(...rows.map((r) => r.row));
+  }
+  return parts.join('\n');
+}
