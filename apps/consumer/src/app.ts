@@ -35,6 +35,13 @@ export interface ConsumerApp {
   close(): Promise<void>;
 }
 
+/** Metric label for a failure: our own codes, then driver codes (ECONNREFUSED, SQLSTATE). */
+function errorCode(err: unknown): string {
+  if (err instanceof ServiceError) return err.code;
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[A-Z0-9_]{2,40}$/.test(code) ? code : 'UNEXPECTED';
+}
+
 function bodyBuffer(body: unknown): Buffer {
   if (Buffer.isBuffer(body)) return body;
   if (typeof body === 'string') return Buffer.from(body, 'utf8');
@@ -107,7 +114,7 @@ export function buildConsumerApp(config: ConsumerConfig, logger: Logger, overrid
           metrics.messages.inc({ outcome: handled.outcome });
           return ConsumerStatus.ACK;
         } catch (err) {
-          const code = err instanceof ServiceError ? err.code : 'UNEXPECTED';
+          const code = errorCode(err);
           metrics.retries.inc({ code });
           const delayMs = backoffDelay(attempt, { baseMs: config.RETRY_BASE_MS, maxMs: config.RETRY_MAX_MS });
           const level = code === 'PAYMENT_IN_FLIGHT' ? 'info' : 'error';
@@ -145,6 +152,8 @@ export function buildConsumerApp(config: ConsumerConfig, logger: Logger, overrid
       );
       consumer.on('error', (err) => logger.error({ err }, 'consumer error; resubscribing'));
       await new Promise<void>((resolve) => consumer!.once('ready', () => resolve()));
+      // Declared up front so the DLQ exists on a fresh broker before anything is rejected.
+      await rabbit.queueDeclare({ queue: dlq, durable: true });
       logger.info({ queue: config.RABBITMQ_CONSUME_QUEUE, prefetch: config.RABBITMQ_PREFETCH, dlq }, 'consuming');
     },
     close() {

@@ -87,11 +87,18 @@ export class PaymentService {
         : { status: 'FAILED', failureReason: answer.reason, failureCode: answer.code, processedAt: now };
 
     const paymentId = payment.id;
-    const committed = await repository.transaction(async (repo, tx) => {
-      if (!(await repo.updateStatus(paymentId, change))) return false;
-      await record?.(tx, result);
-      return true;
-    });
+    let committed: boolean;
+    try {
+      committed = await repository.transaction(async (repo, tx) => {
+        if (!(await repo.updateStatus(paymentId, change))) return false;
+        await record?.(tx, result);
+        return true;
+      });
+    } catch (err) {
+      // Nothing committed: the retry must be able to take over now, not after the lease.
+      await repository.releaseLease(paymentId).catch(() => undefined);
+      throw err;
+    }
     if (committed) return result;
     // Another consumer finalised it first (our lease had expired): its outcome stands.
     const final = await repository.findById(paymentId);

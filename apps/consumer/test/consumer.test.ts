@@ -1,0 +1,141 @@
+import t from 'tap';
+import { sql } from 'kysely';
+import { countLedgerCharges, findPaymentByOrderId, listStatusHistory } from '@foodies/db';
+import { stringifyJson } from '@foodies/domain';
+import { SimulatedPaymentGateway, PgLedgerStore } from '@foodies/payments';
+import { stockConfirmedEvent, waitFor } from '@foodies/testkit';
+import { countRows, harness, outboxRows } from './helpers.js';
+
+t.test('an event published on the exchange becomes a payment, an outbox event and an inbox row', async (t) => {
+  const h = await harness(t);
+  const app = await h.startConsumer();
+  const event = stockConfirmedEvent();
+  const orderId = event.orderId as bigint;
+  await h.publish(event);
+  await waitFor('outbox row', async () => (await countRows(h.db, 'outbox', orderId)) === 1);
+  t.equal((await findPaymentByOrderId(h.db, orderId))?.status, 'SUCCEEDED');
+  t.equal(await countRows(h.db, 'inbox', orderId), 1);
+
+  const ready = await app.health.inject({ method: 'GET', url: '/healthz/ready' });
+  t.equal(ready.statusCode, 200);
+  t.same(ready.json(), { status: 'UP', checks: { database: 'UP', rabbitmq: 'UP' } });
+  t.equal((await app.health.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
+  const metrics = await app.health.inject({ method: 'GET', url: '/metrics' });
+  t.match(metrics.body, /payment_consumer_messages_total\{outcome="succeeded"\} 1/);
+  t.match(metrics.body, /payment_gateway_request_seconds_count\{result="success"\} 1/);
+});
+
+t.test('the same event delivered 5 times at once to two consumers: one payment, one charge, one answer', async (t) => {
+  const h = await harness(t);
+  await h.startConsumer({ PAYMENT_DELAY_MS: 30 });
+  await h.startConsumer({ PAYMENT_DELAY_MS: 30 });
+  const event = stockConfirmedEvent();
+  const orderId = event.orderId as bigint;
+  await Promise.all(Array.from({ length: 5 }, () => h.publish(event)));
+  await waitFor('answer', async () => (await countRows(h.db, 'outbox', orderId)) >= 1);
+  // Let every duplicate delivery settle before counting.
+  await waitFor('all five deliveries settled', async () => {
+    const q = await h.admin.queueDeclare({ queue: h.names.queue, passive: true });
+    return q.messageCount === 0 && (await countRows(h.db, 'inbox', orderId)) === 1;
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(await countRows(h.db, 'payments', orderId), 1, 'one payment row');
+  t.equal(await countLedgerCharges(h.db, orderId), 1, 'one charge at the gateway');
+  t.equal(await countRows(h.db, 'outbox', orderId), 1, 'one result event for one event id');
+  t.equal(await countRows(h.db, 'inbox', orderId), 1);
+});
+
+t.test('poison bodies go to the DLQ with a reason, and the consumer keeps going', async (t) => {
+  const h = await harness(t);
+  await h.startConsumer();
+  const valid = stockConfirmedEvent();
+  const poison: Array<[Buffer | string, RegExp]> = [
+    ['this is not json', /not valid JSON/],
+    ['[]', /not a JSON object/],
+    [stringifyJson({ ...valid, orderId: undefined, eventId: 'no-order' }), /orderId/],
+    [stringifyJson({ ...valid, orderId: 'twelve', eventId: 'wrong-type' }), /orderId/],
+    [Buffer.alloc(1024 * 1024, 'x'), /exceeds the 65536-byte limit/],
+  ];
+  for (const [body] of poison) await h.publish(body);
+  await h.publish(valid);
+  await waitFor('valid event answered after the poison', async () => (await countRows(h.db, 'outbox', valid.orderId as bigint)) === 1);
+  for (const [body, reason] of poison) {
+    const dead = await waitFor('dead letter', () => h.getDeadLetter());
+    t.match(String(dead.headers['x-rejection-reason']), reason);
+    t.equal(dead.body.length, Buffer.byteLength(body), 'original body kept');
+  }
+  t.equal(await h.getDeadLetter(), undefined, 'nothing else dead-lettered');
+});
+
+t.test('a dead-lettered body loses its card secrets', async (t) => {
+  const h = await harness(t);
+  await h.startConsumer();
+  await h.publish('{"orderId":"x","paymentMethod":{"cardNumber":"4111111111111111","cvv":"123"}}');
+  await h.publish('{"cardNumber": "4111111111111111", broken');
+  const first = await waitFor('dead letter', () => h.getDeadLetter());
+  t.equal(first.body.toString(), '{"orderId":"x","paymentMethod":{}}');
+  const second = await waitFor('dead letter', () => h.getDeadLetter());
+  t.notMatch(second.body.toString(), /4111111111111111/);
+});
+
+t.test('charged, but the answer lost: retried under the same key, exactly one charge and one final status', async (t) => {
+  const h = await harness(t);
+  let gateway: SimulatedPaymentGateway | undefined;
+  await h.startConsumer({}, {
+    gateway: (db) => {
+      gateway = new SimulatedPaymentGateway({ alwaysSucceed: true, processingDelayMs: 0 }, new PgLedgerStore(db));
+      gateway.injectFaults({ kind: 'lostAnswer' }, { kind: 'lostAnswer' });
+      return gateway;
+    },
+  });
+  const event = stockConfirmedEvent();
+  const orderId = event.orderId as bigint;
+  await h.publish(event);
+  await waitFor('answer', async () => (await countRows(h.db, 'outbox', orderId)) === 1);
+  t.equal(await countLedgerCharges(h.db, orderId), 1);
+  const payment = await findPaymentByOrderId(h.db, orderId);
+  t.equal(payment?.status, 'SUCCEEDED');
+  t.same((await listStatusHistory(h.db, payment!.id)).map((s) => s.to), ['PENDING', 'SUCCEEDED']);
+});
+
+t.test('a database failure is retried with backoff, never acked early, never dead-lettered', async (t) => {
+  const h = await harness(t);
+  const app = await h.startConsumer();
+  await sql`ALTER TABLE outbox RENAME TO outbox_away`.execute(h.db);
+  const event = stockConfirmedEvent();
+  const orderId = event.orderId as bigint;
+  await h.publish(event);
+  await waitFor('retries', async () => {
+    const metrics = await app.health.inject({ method: 'GET', url: '/metrics' });
+    return /payment_consumer_retries_total\{code="42P01"\} [3-9]/.test(metrics.body);
+  });
+  t.equal(await countRows(h.db, 'inbox', orderId), 0, 'nothing committed while the outbox is missing');
+  await sql`ALTER TABLE outbox_away RENAME TO outbox`.execute(h.db);
+  await waitFor('answer after recovery', async () => (await countRows(h.db, 'outbox', orderId)) === 1);
+  t.equal((await findPaymentByOrderId(h.db, orderId))?.status, 'SUCCEEDED');
+  t.equal(await countLedgerCharges(h.db, orderId), 1, 'the retry reused the first charge');
+  t.equal(await h.getDeadLetter(), undefined);
+});
+
+t.test('shutdown lets an in-flight payment finish and commit before closing', async (t) => {
+  const h = await harness(t);
+  const app = await h.startConsumer({ PAYMENT_DELAY_MS: 400 });
+  const event = stockConfirmedEvent();
+  const orderId = event.orderId as bigint;
+  await h.publish(event);
+  await waitFor('payment in flight', async () => (await countRows(h.db, 'payments', orderId)) === 1);
+  await app.close();
+  t.equal(await countRows(h.db, 'outbox', orderId), 1, 'answer committed before close returned');
+  const q = await h.admin.queueDeclare({ queue: h.names.queue, passive: true });
+  t.equal(q.messageCount, 0, 'the message was acked, not returned');
+});
+
+t.test('readiness reports a database it cannot reach', async (t) => {
+  const h = await harness(t);
+  const app = await h.startConsumer({ DB_URL: 'postgres://127.0.0.1:1/nowhere' }).catch((err: Error) => err);
+  t.notOk(app instanceof Error, 'consumer starts even when the database is down');
+  if (app instanceof Error) return;
+  const ready = await app.health.inject({ method: 'GET', url: '/healthz/ready' });
+  t.equal(ready.statusCode, 503);
+  t.same(ready.json(), { status: 'DOWN', checks: { database: 'DOWN', rabbitmq: 'UP' } });
+});
