@@ -1,0 +1,43 @@
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { loadConsumerConfig, worstCaseChargeMs } from '../src/config.js';
+
+const main = fileURLToPath(new URL('../src/main.ts', import.meta.url));
+
+t.test('consumer defaults', async (t) => {
+  const config = loadConsumerConfig({});
+  t.match(config, {
+    RABBITMQ_CONSUME_QUEUE: 'payment.stock-confirmed',
+    RABBITMQ_PUBLISH_EXCHANGE: 'foodies.events',
+    RABBITMQ_PREFETCH: 32,
+    CONSUMER_HEALTH_PORT: 8086,
+    PAYMENT_ALWAYS_SUCCEED: true,
+    PAYMENT_DELAY_MS: 100,
+  });
+  t.ok(config.PAYMENT_LEASE_MS > worstCaseChargeMs(config));
+});
+
+t.test('PAYMENT_ALWAYS_SUCCEED and PAYMENT_DELAY_MS are parsed, and refused when malformed', async (t) => {
+  t.equal(loadConsumerConfig({ PAYMENT_ALWAYS_SUCCEED: 'false' }).PAYMENT_ALWAYS_SUCCEED, false);
+  t.equal(loadConsumerConfig({ PAYMENT_DELAY_MS: '0' }).PAYMENT_DELAY_MS, 0);
+  t.throws(() => loadConsumerConfig({ PAYMENT_ALWAYS_SUCCEED: 'maybe' }), /^PAYMENT_ALWAYS_SUCCEED: must be true or false; got 'maybe'$/);
+  t.throws(() => loadConsumerConfig({ PAYMENT_DELAY_MS: '-5' }), /^PAYMENT_DELAY_MS: must be a non-negative integer/);
+  t.throws(() => loadConsumerConfig({ RABBITMQ_PREFETCH: '0' }), /^RABBITMQ_PREFETCH: must be an integer from 1 to 1000/);
+  t.throws(() => loadConsumerConfig({ CONSUMER_HEALTH_PORT: 'http' }), /^CONSUMER_HEALTH_PORT: must be a TCP port/);
+});
+
+t.test('a lease shorter than the longest charge is refused', async (t) => {
+  t.throws(() => loadConsumerConfig({ PAYMENT_LEASE_MS: '1000' }), /^PAYMENT_LEASE_MS: must exceed the longest charge with retries \(\d+ ms/);
+});
+
+t.test('the process stops with one line naming the bad variable', async (t) => {
+  const result = spawnSync(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', main], {
+    env: { ...process.env, RABBITMQ_PORT: 'not-a-port' },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  t.equal(result.status, 1);
+  t.equal(result.stdout, '');
+  t.equal(result.stderr, "payment-consumer: invalid configuration: RABBITMQ_PORT: must be a TCP port (1-65535) for RabbitMQ; got 'not-a-port'\n");
+});
