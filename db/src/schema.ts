@@ -14,7 +14,11 @@ interface ColumnSpec {
   defaulted: boolean;
 }
 
-const col = <T extends PgType, N extends boolean, D extends boolean>(type: T, nullable: N, defaulted: D): { type: T; nullable: N; defaulted: D } => ({
+const col = <T extends PgType, N extends boolean, D extends boolean>(
+  type: T,
+  nullable: N,
+  defaulted: D,
+): { type: T; nullable: N; defaulted: D } => ({
   type,
   nullable,
   defaulted,

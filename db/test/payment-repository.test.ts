@@ -11,7 +11,14 @@ function request(overrides: Partial<ProcessPaymentRequest> = {}): ProcessPayment
     buyerId: 'user-123',
     amount: '49.99',
     currency: 'USD',
-    paymentMethod: { type: 'CREDIT_CARD', cardLastFour: '4242', cardBrand: 'VISA', cardHolderName: 'John Doe', expirationMonth: 12, expirationYear: 2030 },
+    paymentMethod: {
+      type: 'CREDIT_CARD',
+      cardLastFour: '4242',
+      cardBrand: 'VISA',
+      cardHolderName: 'John Doe',
+      expirationMonth: 12,
+      expirationYear: 2030,
+    },
     ...overrides,
   };
 }
@@ -54,7 +61,10 @@ t.test('PaymentRepository against PostgreSQL', async (t) => {
     const page1 = await repo.findByBuyerId(buyerId, 2, 0);
     const page2 = await repo.findByBuyerId(buyerId, 2, 2);
     const page3 = await repo.findByBuyerId(buyerId, 2, 4);
-    t.same([...page1, ...page2, ...page3].map((p) => p.id), ids.reverse());
+    t.same(
+      [...page1, ...page2, ...page3].map((p) => p.id),
+      ids.reverse(),
+    );
     t.same(await repo.findByBuyerId('nobody'), []);
   });
 
@@ -69,11 +79,14 @@ t.test('PaymentRepository against PostgreSQL', async (t) => {
     t.equal(row?.status, 'REFUNDED');
     t.equal(row?.transactionId, 'txn_1');
     t.same(row?.processedAt, processedAt);
-    t.same((await listStatusHistory(db, created.id)).map((h) => [h.from, h.to]), [
-      [null, 'PENDING'],
-      ['PENDING', 'SUCCEEDED'],
-      ['SUCCEEDED', 'REFUNDED'],
-    ]);
+    t.same(
+      (await listStatusHistory(db, created.id)).map((h) => [h.from, h.to]),
+      [
+        [null, 'PENDING'],
+        ['PENDING', 'SUCCEEDED'],
+        ['SUCCEEDED', 'REFUNDED'],
+      ],
+    );
   });
 
   t.test('a lease is taken over only after it expires, by one caller', async (t) => {
@@ -81,7 +94,11 @@ t.test('PaymentRepository against PostgreSQL', async (t) => {
     t.ok(claimed);
     t.equal(await repo.takeOver(claimed!.id, 1000), undefined, 'live lease is respected');
     await repo.releaseLease(claimed!.id);
-    const takers = await Promise.all([repo.takeOver(claimed!.id, 1000), repo.takeOver(claimed!.id, 1000), repo.takeOver(claimed!.id, 1000)]);
+    const takers = await Promise.all([
+      repo.takeOver(claimed!.id, 1000),
+      repo.takeOver(claimed!.id, 1000),
+      repo.takeOver(claimed!.id, 1000),
+    ]);
     t.equal(takers.filter(Boolean).length, 1, 'exactly one takes over');
     t.equal(takers.find(Boolean)?.status, 'PROCESSING');
   });

@@ -13,7 +13,14 @@ import {
   type ResultEvent,
 } from '@foodies/domain';
 
-export function succeededEvent(orderId: bigint, paymentId: bigint, transactionId: string, amount: string, currency: string, processedAt: Date): ResultEvent {
+export function succeededEvent(
+  orderId: bigint,
+  paymentId: bigint,
+  transactionId: string,
+  amount: string,
+  currency: string,
+  processedAt: Date,
+): ResultEvent {
   // Field order as the Kotlin data class declares it.
   const body: OrderPaymentSucceededEvent = {
     eventId: randomUUID(),
@@ -28,7 +35,13 @@ export function succeededEvent(orderId: bigint, paymentId: bigint, transactionId
 }
 
 export function failedEvent(orderId: bigint, failureReason: string, failureCode: PaymentFailureCode, occurredAt: Date): ResultEvent {
-  const body: OrderPaymentFailedEvent = { eventId: randomUUID(), orderId, failureReason, failureCode, occurredAt: formatInstant(occurredAt) };
+  const body: OrderPaymentFailedEvent = {
+    eventId: randomUUID(),
+    orderId,
+    failureReason,
+    failureCode,
+    occurredAt: formatInstant(occurredAt),
+  };
   return { name: EVENT_NAMES.paymentFailed, routingKey: ROUTING_KEYS.paymentFailed, body };
 }
 

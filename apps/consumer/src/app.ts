@@ -2,16 +2,15 @@ import { sql } from 'kysely';
 import { ConsumerStatus, type AsyncMessage, type Connection, type Consumer, type Publisher } from 'rabbitmq-client';
 import { createDb, type Db } from '@foodies/db';
 import { ROUTING_KEYS } from '@foodies/domain';
+import { backoffDelay, buildHealthServer, createRabbit, pgConnectionFromEnv, sleep, ServiceError, type Logger } from '@foodies/platform';
 import {
-  backoffDelay,
-  buildHealthServer,
-  createRabbit,
-  pgConnectionFromEnv,
-  sleep,
-  ServiceError,
-  type Logger,
-} from '@foodies/platform';
-import { PaymentService, PgLedgerStore, PgPaymentRepository, SimulatedPaymentGateway, type PaymentGateway, type PaymentServiceOptions } from '@foodies/payments';
+  PaymentService,
+  PgLedgerStore,
+  PgPaymentRepository,
+  SimulatedPaymentGateway,
+  type PaymentGateway,
+  type PaymentServiceOptions,
+} from '@foodies/payments';
 import type { FastifyInstance } from 'fastify';
 import type { ConsumerConfig } from './config.js';
 import { deadLetter } from './dead-letter.js';
@@ -50,11 +49,14 @@ function bodyBuffer(body: unknown): Buffer {
 
 /** Builds the consumer without starting it; main.ts wires env, signals and listen. */
 export function buildConsumerApp(config: ConsumerConfig, logger: Logger, overrides: ConsumerOverrides = {}): ConsumerApp {
-  const { db, pool } = createDb({ ...pgConnectionFromEnv(config), max: config.DB_POOL_MAX, applicationName: 'payment-consumer' });
+  const { db } = createDb({ ...pgConnectionFromEnv(config), max: config.DB_POOL_MAX, applicationName: 'payment-consumer' });
   const metrics = createConsumerMetrics();
   const gateway =
     overrides.gateway?.(db) ??
-    new SimulatedPaymentGateway({ alwaysSucceed: config.PAYMENT_ALWAYS_SUCCEED, processingDelayMs: config.PAYMENT_DELAY_MS }, new PgLedgerStore(db));
+    new SimulatedPaymentGateway(
+      { alwaysSucceed: config.PAYMENT_ALWAYS_SUCCEED, processingDelayMs: config.PAYMENT_DELAY_MS },
+      new PgLedgerStore(db),
+    );
   const service = new PaymentService({
     repository: new PgPaymentRepository(db),
     gateway,
@@ -146,7 +148,9 @@ export function buildConsumerApp(config: ConsumerConfig, logger: Logger, overrid
           concurrency: config.RABBITMQ_PREFETCH,
           requeue: true,
           exchanges: [{ exchange: config.RABBITMQ_PUBLISH_EXCHANGE, type: 'topic', durable: true }],
-          queueBindings: [{ exchange: config.RABBITMQ_PUBLISH_EXCHANGE, queue: config.RABBITMQ_CONSUME_QUEUE, routingKey: ROUTING_KEYS.stockConfirmed }],
+          queueBindings: [
+            { exchange: config.RABBITMQ_PUBLISH_EXCHANGE, queue: config.RABBITMQ_CONSUME_QUEUE, routingKey: ROUTING_KEYS.stockConfirmed },
+          ],
         },
         onMessage,
       );

@@ -17,10 +17,19 @@ export const ConsumerConfigSchema = Type.Object({
   }),
   CONSUMER_HEALTH_PORT: Port(8086, 'the consumer health and metrics listener'),
   PAYMENT_ALWAYS_SUCCEED: Type.Boolean({ default: true, description: 'must be true or false' }),
-  PAYMENT_DELAY_MS: Type.Integer({ minimum: 0, default: 100, description: 'must be a non-negative integer of milliseconds (simulated gateway delay)' }),
+  PAYMENT_DELAY_MS: Type.Integer({
+    minimum: 0,
+    default: 100,
+    description: 'must be a non-negative integer of milliseconds (simulated gateway delay)',
+  }),
   PAYMENT_LEASE_MS: PositiveMs(30_000, 'how long a consumer owns an in-flight payment before another may take it over'),
   GATEWAY_TIMEOUT_MS: PositiveMs(5_000, 'gateway call without an answer counts as an unknown outcome'),
-  GATEWAY_MAX_ATTEMPTS: Type.Integer({ minimum: 1, maximum: 20, default: 4, description: 'must be an integer from 1 to 20 (charge calls per key before lookup)' }),
+  GATEWAY_MAX_ATTEMPTS: Type.Integer({
+    minimum: 1,
+    maximum: 20,
+    default: 4,
+    description: 'must be an integer from 1 to 20 (charge calls per key before lookup)',
+  }),
   GATEWAY_RETRY_BASE_MS: PositiveMs(200, 'first gateway retry delay'),
   GATEWAY_RETRY_MAX_MS: PositiveMs(5_000, 'largest gateway retry delay'),
   RETRY_BASE_MS: PositiveMs(250, 'first redelivery delay after a transient failure'),
@@ -43,7 +52,10 @@ export function loadConsumerConfig(env: NodeJS.ProcessEnv = process.env): Consum
   // A lease shorter than a charge would let a second consumer take over a live payment.
   const needed = worstCaseChargeMs(config);
   if (config.PAYMENT_LEASE_MS <= needed) {
-    throw new ConfigError('PAYMENT_LEASE_MS', `must exceed the longest charge with retries (${needed} ms with the GATEWAY_* settings); got '${config.PAYMENT_LEASE_MS}'`);
+    throw new ConfigError(
+      'PAYMENT_LEASE_MS',
+      `must exceed the longest charge with retries (${needed} ms with the GATEWAY_* settings); got '${config.PAYMENT_LEASE_MS}'`,
+    );
   }
   return config;
 }

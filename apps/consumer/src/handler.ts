@@ -39,7 +39,11 @@ export class StockConfirmedHandler {
     if (decoded.removedSecrets.length > 0) {
       log.warn({ fields: decoded.removedSecrets }, 'card secrets removed from incoming event before processing');
     }
-    const done = (outcome: Exclude<Handled['outcome'], 'dead_lettered'>): Handled => ({ outcome, orderId: event.orderId, eventId: event.eventId });
+    const done = (outcome: Exclude<Handled['outcome'], 'dead_lettered'>): Handled => ({
+      outcome,
+      orderId: event.orderId,
+      eventId: event.eventId,
+    });
 
     if (await isEventInInbox(this.deps.db, event.eventId)) {
       log.info('event already answered; acknowledging without effect');
@@ -50,9 +54,11 @@ export class StockConfirmedHandler {
     if (!check.ok) {
       const existing = await findPaymentByOrderId(this.deps.db, event.orderId);
       if (existing) return this.answerExisting(event, existing, log);
-      await this.deps.db.transaction().execute((tx) =>
-        recordAnswer(tx, event.eventId, 'REJECTED', failedEvent(event.orderId, check.reason, check.code, this.clock()), check.reason),
-      );
+      await this.deps.db
+        .transaction()
+        .execute((tx) =>
+          recordAnswer(tx, event.eventId, 'REJECTED', failedEvent(event.orderId, check.reason, check.code, this.clock()), check.reason),
+        );
       log.warn({ failureCode: check.code, reason: check.reason }, 'event rejected by business validation; answered with a failed event');
       return done('rejected');
     }

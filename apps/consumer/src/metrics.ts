@@ -34,7 +34,11 @@ export function createConsumerMetrics() {
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
-    gatewayRetries: new Counter({ name: 'payment_gateway_retries_total', help: 'Charge calls repeated under the same key', registers: [registry] }),
+    gatewayRetries: new Counter({
+      name: 'payment_gateway_retries_total',
+      help: 'Charge calls repeated under the same key',
+      registers: [registry],
+    }),
   };
 }
 

@@ -28,7 +28,10 @@ t.test('PAYMENT_ALWAYS_SUCCEED and PAYMENT_DELAY_MS are parsed, and refused when
 });
 
 t.test('a lease shorter than the longest charge is refused', async (t) => {
-  t.throws(() => loadConsumerConfig({ PAYMENT_LEASE_MS: '1000' }), /^PAYMENT_LEASE_MS: must exceed the longest charge with retries \(\d+ ms/);
+  t.throws(
+    () => loadConsumerConfig({ PAYMENT_LEASE_MS: '1000' }),
+    /^PAYMENT_LEASE_MS: must exceed the longest charge with retries \(\d+ ms/,
+  );
 });
 
 t.test('the process stops with one line naming the bad variable', async (t) => {
@@ -39,5 +42,8 @@ t.test('the process stops with one line naming the bad variable', async (t) => {
   });
   t.equal(result.status, 1);
   t.equal(result.stdout, '');
-  t.equal(result.stderr, "payment-consumer: invalid configuration: RABBITMQ_PORT: must be a TCP port (1-65535) for RabbitMQ; got 'not-a-port'\n");
+  t.equal(
+    result.stderr,
+    "payment-consumer: invalid configuration: RABBITMQ_PORT: must be a TCP port (1-65535) for RabbitMQ; got 'not-a-port'\n",
+  );
 });

@@ -4,7 +4,7 @@ import { countLedgerCharges, findPaymentByOrderId, listStatusHistory } from '@fo
 import { stringifyJson } from '@foodies/domain';
 import { SimulatedPaymentGateway, PgLedgerStore } from '@foodies/payments';
 import { stockConfirmedEvent, waitFor } from '@foodies/testkit';
-import { countRows, harness, outboxRows } from './helpers.js';
+import { countRows, harness } from './helpers.js';
 
 t.test('an event published on the exchange becomes a payment, an outbox event and an inbox row', async (t) => {
   const h = await harness(t);
@@ -81,13 +81,16 @@ t.test('a dead-lettered body loses its card secrets', async (t) => {
 t.test('charged, but the answer lost: retried under the same key, exactly one charge and one final status', async (t) => {
   const h = await harness(t);
   let gateway: SimulatedPaymentGateway | undefined;
-  await h.startConsumer({}, {
-    gateway: (db) => {
-      gateway = new SimulatedPaymentGateway({ alwaysSucceed: true, processingDelayMs: 0 }, new PgLedgerStore(db));
-      gateway.injectFaults({ kind: 'lostAnswer' }, { kind: 'lostAnswer' });
-      return gateway;
+  await h.startConsumer(
+    {},
+    {
+      gateway: (db) => {
+        gateway = new SimulatedPaymentGateway({ alwaysSucceed: true, processingDelayMs: 0 }, new PgLedgerStore(db));
+        gateway.injectFaults({ kind: 'lostAnswer' }, { kind: 'lostAnswer' });
+        return gateway;
+      },
     },
-  });
+  );
   const event = stockConfirmedEvent();
   const orderId = event.orderId as bigint;
   await h.publish(event);
@@ -95,7 +98,10 @@ t.test('charged, but the answer lost: retried under the same key, exactly one ch
   t.equal(await countLedgerCharges(h.db, orderId), 1);
   const payment = await findPaymentByOrderId(h.db, orderId);
   t.equal(payment?.status, 'SUCCEEDED');
-  t.same((await listStatusHistory(h.db, payment!.id)).map((s) => s.to), ['PENDING', 'SUCCEEDED']);
+  t.same(
+    (await listStatusHistory(h.db, payment!.id)).map((s) => s.to),
+    ['PENDING', 'SUCCEEDED'],
+  );
 });
 
 t.test('a database failure is retried with backoff, never acked early, never dead-lettered', async (t) => {

@@ -33,6 +33,10 @@ t.test('a consumer killed between charge and commit: the redelivery finishes the
   const payment = await findPaymentByOrderId(h.db, orderId);
   t.equal(payment?.status, 'SUCCEEDED');
   t.equal(await countLedgerCharges(h.db, orderId), 1, 'still exactly one charge');
-  t.same((await listStatusHistory(h.db, payment!.id)).map((s) => s.to), ['PENDING', 'PROCESSING', 'SUCCEEDED'], 'the takeover is visible in the audit trail');
+  t.same(
+    (await listStatusHistory(h.db, payment!.id)).map((s) => s.to),
+    ['PENDING', 'PROCESSING', 'SUCCEEDED'],
+    'the takeover is visible in the audit trail',
+  );
   t.equal(await countRows(h.db, 'inbox', orderId), 1);
 });

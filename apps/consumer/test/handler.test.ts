@@ -93,7 +93,10 @@ t.test('OrderStockConfirmedEventHandler with PostgreSQL', async (t) => {
     await handler.handle(eventBody(event));
     await handler.handle(eventBody({ ...event, eventId: 'evt-again-2222' }));
     const rows = await outboxRows(db, event.orderId as bigint);
-    t.same(rows.map((r) => (parseJsonExact(r.payload) as Record<string, unknown>).failureCode), ['CARD_EXPIRED', 'CARD_EXPIRED']);
+    t.same(
+      rows.map((r) => (parseJsonExact(r.payload) as Record<string, unknown>).failureCode),
+      ['CARD_EXPIRED', 'CARD_EXPIRED'],
+    );
   });
 
   t.test('business-invalid events are answered with a precise failed event and nothing is charged', async (t) => {
@@ -126,7 +129,10 @@ t.test('OrderStockConfirmedEventHandler with PostgreSQL', async (t) => {
     await handler.handle(eventBody(event));
     t.match(await handler.handle(eventBody({ ...event, eventId: 'evt-bad', currency: 'XYZ' })), { outcome: 'republished' });
     const rows = await outboxRows(db, event.orderId as bigint);
-    t.same(rows.map((r) => r.event_type), ['OrderPaymentSucceededEvent', 'OrderPaymentSucceededEvent']);
+    t.same(
+      rows.map((r) => r.event_type),
+      ['OrderPaymentSucceededEvent', 'OrderPaymentSucceededEvent'],
+    );
   });
 
   t.test('orderId 9007199254740993 is handled exactly end to end', async (t) => {

@@ -94,7 +94,11 @@ export async function outboxRows(db: Db, orderId: bigint) {
 }
 
 export async function countRows(db: Db, table: 'payments' | 'inbox' | 'outbox', orderId: bigint): Promise<number> {
-  const row = await db.selectFrom(table).select((eb) => eb.fn.countAll<bigint>().as('n')).where('order_id', '=', orderId).executeTakeFirstOrThrow();
+  const row = await db
+    .selectFrom(table)
+    .select((eb) => eb.fn.countAll<bigint>().as('n'))
+    .where('order_id', '=', orderId)
+    .executeTakeFirstOrThrow();
   return Number(row.n);
 }
 

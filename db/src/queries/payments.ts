@@ -59,7 +59,11 @@ function paymentValues(request: ProcessPaymentRequest, status: PaymentStatus) {
 }
 
 /** Inserts a payment; a second payment for the same order violates payments.order_id UNIQUE. */
-export async function insertPayment(db: Executor, request: ProcessPaymentRequest, status: PaymentStatus = 'PENDING'): Promise<PaymentRecord> {
+export async function insertPayment(
+  db: Executor,
+  request: ProcessPaymentRequest,
+  status: PaymentStatus = 'PENDING',
+): Promise<PaymentRecord> {
   const row = await db.insertInto('payments').values(paymentValues(request, status)).returningAll().executeTakeFirstOrThrow();
   return toPaymentRecord(row);
 }
@@ -156,7 +160,10 @@ export async function updatePaymentStatus(db: Executor, paymentId: bigint, chang
   return result.numUpdatedRows === 1n;
 }
 
-export async function listStatusHistory(db: Executor, paymentId: bigint): Promise<Array<{ from: PaymentStatus | null; to: PaymentStatus; at: Date }>> {
+export async function listStatusHistory(
+  db: Executor,
+  paymentId: bigint,
+): Promise<Array<{ from: PaymentStatus | null; to: PaymentStatus; at: Date }>> {
   const rows = await db
     .selectFrom('payment_status_history')
     .select(['from_status', 'to_status', 'changed_at'])

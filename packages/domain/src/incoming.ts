@@ -40,7 +40,12 @@ export type DecodedBody =
  */
 export function decodeStockConfirmed(raw: Buffer): DecodedBody {
   if (raw.length > MAX_EVENT_BYTES) {
-    return { kind: 'poison', reason: `body of ${raw.length} bytes exceeds the ${MAX_EVENT_BYTES}-byte limit`, scrubbed: undefined, removedSecrets: [] };
+    return {
+      kind: 'poison',
+      reason: `body of ${raw.length} bytes exceeds the ${MAX_EVENT_BYTES}-byte limit`,
+      scrubbed: undefined,
+      removedSecrets: [],
+    };
   }
   let parsed: unknown;
   try {
@@ -78,9 +83,7 @@ export function decodeStockConfirmed(raw: Buffer): DecodedBody {
   return { kind: 'event', event, removedSecrets: removed };
 }
 
-export type RequestCheck =
-  | { ok: true; request: ProcessPaymentRequest }
-  | { ok: false; code: PaymentFailureCode; reason: string };
+export type RequestCheck = { ok: true; request: ProcessPaymentRequest } | { ok: false; code: PaymentFailureCode; reason: string };
 
 /**
  * Business validation (DESIGN §3.2): an event that names an order but cannot be charged is

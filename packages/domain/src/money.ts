@@ -5,9 +5,7 @@ import currencyCodes from 'currency-codes';
  * Codes without a real minor unit (precious metals, bond units, XTS, XXX) are excluded.
  */
 const MINOR_UNITS: ReadonlyMap<string, number> = new Map(
-  currencyCodes.data
-    .filter((c) => !c.countries.some((country) => country.startsWith('Zz')))
-    .map((c) => [c.code, c.digits] as const),
+  currencyCodes.data.filter((c) => !c.countries.some((country) => country.startsWith('Zz'))).map((c) => [c.code, c.digits] as const),
 );
 
 /** The payments.amount column is NUMERIC(19,4): at most 15 integer digits. */

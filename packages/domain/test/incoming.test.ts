@@ -20,7 +20,14 @@ t.test('a valid event decodes with every field, unknown fields ignored', async (
 t.test('optional payment method fields may be absent or null', async (t) => {
   const body = stockConfirmedEvent({ paymentMethod: { type: 'DIGITAL_WALLET' } });
   const event = decodeEvent(eventBody(body));
-  t.same(event.paymentMethod, { type: 'DIGITAL_WALLET', cardLastFour: null, cardBrand: null, cardHolderName: null, expirationMonth: null, expirationYear: null });
+  t.same(event.paymentMethod, {
+    type: 'DIGITAL_WALLET',
+    cardLastFour: null,
+    cardBrand: null,
+    cardHolderName: null,
+    expirationMonth: null,
+    expirationYear: null,
+  });
   t.ok(toPaymentRequest(event).ok, 'a non-card payment needs no card data');
 });
 
@@ -64,7 +71,10 @@ t.test('card secrets are removed before the event is used, and reported by path'
   const decoded = decodeStockConfirmed(eventBody(body));
   t.equal(decoded.kind, 'event');
   t.same(decoded.removedSecrets.sort(), ['pan', 'paymentMethod.cardNumber', 'paymentMethod.cvv']);
-  t.notMatch(JSON.stringify(decoded, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)), /4242424242424242|"123"|5556/);
+  t.notMatch(
+    JSON.stringify(decoded, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)),
+    /4242424242424242|"123"|5556/,
+  );
 });
 
 t.test('business validation answers with a failure code and a precise reason', async (t) => {
@@ -74,10 +84,30 @@ t.test('business validation answers with a failure code and a precise reason', a
     ['amount 1e3', { totalAmount: '1e3' }, 'UNKNOWN', /not a plain decimal/],
     ['12.345 USD', { totalAmount: '12.345' }, 'UNKNOWN', /more decimal places than USD allows/],
     ['unknown currency', { currency: 'ABC' }, 'UNKNOWN', /unsupported currency 'ABC'/],
-    ['card without last four', { paymentMethod: { type: 'CREDIT_CARD', expirationMonth: 1, expirationYear: 2030 } }, 'INVALID_CARD', /cardLastFour/],
-    ['card with bad last four', { paymentMethod: { type: 'DEBIT_CARD', cardLastFour: '12a4', expirationMonth: 1, expirationYear: 2030 } }, 'INVALID_CARD', /cardLastFour/],
-    ['card without expiry month', { paymentMethod: { type: 'CREDIT_CARD', cardLastFour: '4242', expirationMonth: 13, expirationYear: 2030 } }, 'INVALID_CARD', /expirationMonth/],
-    ['card without expiry year', { paymentMethod: { type: 'CREDIT_CARD', cardLastFour: '4242', expirationMonth: 1 } }, 'INVALID_CARD', /expirationYear/],
+    [
+      'card without last four',
+      { paymentMethod: { type: 'CREDIT_CARD', expirationMonth: 1, expirationYear: 2030 } },
+      'INVALID_CARD',
+      /cardLastFour/,
+    ],
+    [
+      'card with bad last four',
+      { paymentMethod: { type: 'DEBIT_CARD', cardLastFour: '12a4', expirationMonth: 1, expirationYear: 2030 } },
+      'INVALID_CARD',
+      /cardLastFour/,
+    ],
+    [
+      'card without expiry month',
+      { paymentMethod: { type: 'CREDIT_CARD', cardLastFour: '4242', expirationMonth: 13, expirationYear: 2030 } },
+      'INVALID_CARD',
+      /expirationMonth/,
+    ],
+    [
+      'card without expiry year',
+      { paymentMethod: { type: 'CREDIT_CARD', cardLastFour: '4242', expirationMonth: 1 } },
+      'INVALID_CARD',
+      /expirationYear/,
+    ],
   ];
   for (const [name, overrides, code, reason] of cases) {
     const check = toPaymentRequest(decodeEvent(eventBody(stockConfirmedEvent(overrides))));

@@ -1,10 +1,4 @@
-import {
-  idempotencyKeyForOrder,
-  isInFlight,
-  type PaymentRecord,
-  type PaymentResult,
-  type ProcessPaymentRequest,
-} from '@foodies/domain';
+import { idempotencyKeyForOrder, isInFlight, type PaymentRecord, type PaymentResult, type ProcessPaymentRequest } from '@foodies/domain';
 import type { Db, StatusChange } from '@foodies/db';
 import { TransientError } from '@foodies/platform';
 import type { GatewayResult, PaymentGateway } from './gateway/gateway.js';
@@ -65,7 +59,13 @@ export class PaymentService {
     try {
       answer = await chargeWithRetry(
         this.options.gateway,
-        { amount: payment.amount, currency: payment.currency, paymentMethod: payment.paymentMethod, orderId: payment.orderId, buyerId: payment.buyerId },
+        {
+          amount: payment.amount,
+          currency: payment.currency,
+          paymentMethod: payment.paymentMethod,
+          orderId: payment.orderId,
+          buyerId: payment.buyerId,
+        },
         idempotencyKeyForOrder(payment.orderId),
         this.options.chargePolicy,
         this.options.observer,
@@ -79,7 +79,14 @@ export class PaymentService {
     const now = this.clock();
     const result: Extract<PaymentResult, { kind: 'Success' | 'Failed' }> =
       answer.kind === 'Success'
-        ? { kind: 'Success', paymentId: payment.id, transactionId: answer.transactionId, processedAt: now, amount: payment.amount, currency: payment.currency }
+        ? {
+            kind: 'Success',
+            paymentId: payment.id,
+            transactionId: answer.transactionId,
+            processedAt: now,
+            amount: payment.amount,
+            currency: payment.currency,
+          }
         : { kind: 'Failed', paymentId: payment.id, reason: answer.reason, code: answer.code, occurredAt: now };
     const change: StatusChange =
       answer.kind === 'Success'
@@ -102,7 +109,8 @@ export class PaymentService {
     if (committed) return result;
     // Another consumer finalised it first (our lease had expired): its outcome stands.
     const final = await repository.findById(paymentId);
-    if (!final || isInFlight(final.status)) throw new TransientError('PAYMENT_FINALISE_RACE', `payment ${paymentId} could not be finalised`);
+    if (!final || isInFlight(final.status))
+      throw new TransientError('PAYMENT_FINALISE_RACE', `payment ${paymentId} could not be finalised`);
     return { kind: 'AlreadyProcessed', paymentRecord: final };
   }
 

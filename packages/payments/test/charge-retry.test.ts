@@ -16,7 +16,14 @@ const request = (lastFour = '4242'): ChargeRequest => ({
   currency: 'EUR',
   orderId: newOrderId(),
   buyerId: 'b',
-  paymentMethod: { type: 'CREDIT_CARD', cardLastFour: lastFour, cardBrand: 'VISA', cardHolderName: null, expirationMonth: 1, expirationYear: 2030 },
+  paymentMethod: {
+    type: 'CREDIT_CARD',
+    cardLastFour: lastFour,
+    cardBrand: 'VISA',
+    cardHolderName: null,
+    expirationMonth: 1,
+    expirationYear: 2030,
+  },
 });
 
 function setup(alwaysSucceed = true) {
@@ -101,9 +108,25 @@ t.test('when lookup fails too, the outcome stays unknown: no failure is invented
 
 t.test('backoff grows exponentially, is capped and jittered', async (t) => {
   const p = { baseMs: 100, maxMs: 1000 };
-  t.equal(backoffDelay(0, p, () => 0), 50);
-  t.equal(backoffDelay(0, p, () => 1), 100);
-  t.equal(backoffDelay(3, p, () => 0), 400);
-  t.equal(backoffDelay(10, p, () => 1), 1000);
-  t.equal(backoffDelay(10, p, () => 0), 500, 'never below half the cap');
+  t.equal(
+    backoffDelay(0, p, () => 0),
+    50,
+  );
+  t.equal(
+    backoffDelay(0, p, () => 1),
+    100,
+  );
+  t.equal(
+    backoffDelay(3, p, () => 0),
+    400,
+  );
+  t.equal(
+    backoffDelay(10, p, () => 1),
+    1000,
+  );
+  t.equal(
+    backoffDelay(10, p, () => 0),
+    500,
+    'never below half the cap',
+  );
 });

@@ -21,7 +21,14 @@ function request(lastFour = '4242'): ProcessPaymentRequest {
     buyerId: 'user-123',
     amount: '49.99',
     currency: 'USD',
-    paymentMethod: { type: 'CREDIT_CARD', cardLastFour: lastFour, cardBrand: 'VISA', cardHolderName: 'John Doe', expirationMonth: 12, expirationYear: 2025 },
+    paymentMethod: {
+      type: 'CREDIT_CARD',
+      cardLastFour: lastFour,
+      cardBrand: 'VISA',
+      cardHolderName: 'John Doe',
+      expirationMonth: 12,
+      expirationYear: 2025,
+    },
   };
 }
 

@@ -1,7 +1,13 @@
 import t from 'tap';
 import { countLedgerCharges } from '@foodies/db';
 import { idempotencyKeyForOrder, type PaymentMethodInfo } from '@foodies/domain';
-import { GatewayUnavailableError, GatewayUnknownOutcomeError, PgLedgerStore, SimulatedPaymentGateway, type ChargeRequest } from '@foodies/payments';
+import {
+  GatewayUnavailableError,
+  GatewayUnknownOutcomeError,
+  PgLedgerStore,
+  SimulatedPaymentGateway,
+  type ChargeRequest,
+} from '@foodies/payments';
 import { createTestDatabase, MemoryLedgerStore, newOrderId } from '@foodies/testkit';
 
 const card = (cardLastFour: string): PaymentMethodInfo => ({
@@ -12,7 +18,13 @@ const card = (cardLastFour: string): PaymentMethodInfo => ({
   expirationMonth: 1,
   expirationYear: 2001,
 });
-const charge = (lastFour = '4242', orderId = newOrderId()): ChargeRequest => ({ amount: '49.99', currency: 'USD', paymentMethod: card(lastFour), orderId, buyerId: 'user-1' });
+const charge = (lastFour = '4242', orderId = newOrderId()): ChargeRequest => ({
+  amount: '49.99',
+  currency: 'USD',
+  paymentMethod: card(lastFour),
+  orderId,
+  buyerId: 'user-1',
+});
 const key = (req: ChargeRequest) => idempotencyKeyForOrder(req.orderId);
 
 t.test('always-succeed mode charges every card, even the decline patterns', async (t) => {

@@ -49,7 +49,12 @@ export const DatabaseEnv = {
   }),
   DB_USERNAME: Text('foodies_admin', 'the database user name'),
   DB_PASSWORD: Type.String({ default: 'foodies_password', description: 'must be the database password' }),
-  DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 200, default: 10, description: 'must be an integer from 1 to 200 (connections per process)' }),
+  DB_POOL_MAX: Type.Integer({
+    minimum: 1,
+    maximum: 200,
+    default: 10,
+    description: 'must be an integer from 1 to 200 (connections per process)',
+  }),
 } satisfies TProperties;
 
 export const RabbitEnv = {

@@ -4,7 +4,16 @@ import { isCardSecretKey, maskCardNumbers } from '@foodies/domain';
 export type { Logger };
 
 /** Holder names, tokens and passwords never reach a log line (DESIGN §3.5). */
-const REDACT_KEYS = ['cardHolderName', 'card_holder_name', 'authorization', 'token', 'accessToken', 'password', 'DB_PASSWORD', 'RABBITMQ_PASSWORD'];
+const REDACT_KEYS = [
+  'cardHolderName',
+  'card_holder_name',
+  'authorization',
+  'token',
+  'accessToken',
+  'password',
+  'DB_PASSWORD',
+  'RABBITMQ_PASSWORD',
+];
 export const REDACT_PATHS = [
   ...REDACT_KEYS,
   ...REDACT_KEYS.map((k) => `*.${k}`),

@@ -43,9 +43,16 @@ t.test('each bad value fails with one line naming the variable', async (t) => {
 });
 
 t.test('DB_URL accepts the jdbc form; DB_USERNAME/DB_PASSWORD win over URL credentials', async (t) => {
-  const jdbc = pgConnectionFromEnv({ DB_URL: 'jdbc:postgresql://db.internal:5434/foodies-payment-database?user=x&password=y', DB_USERNAME: 'u', DB_PASSWORD: 'p' });
+  const jdbc = pgConnectionFromEnv({
+    DB_URL: 'jdbc:postgresql://db.internal:5434/foodies-payment-database?user=x&password=y',
+    DB_USERNAME: 'u',
+    DB_PASSWORD: 'p',
+  });
   t.same(jdbc, { connectionString: 'postgres://db.internal:5434/foodies-payment-database', user: 'u', password: 'p' });
   const plain = pgConnectionFromEnv({ DB_URL: 'postgresql://old:secret@localhost/db?sslmode=disable', DB_USERNAME: 'u', DB_PASSWORD: 'p' });
   t.same(plain, { connectionString: 'postgres://localhost/db?sslmode=disable', user: 'u', password: 'p' });
-  t.throws(() => pgConnectionFromEnv({ DB_URL: 'postgres://localhost', DB_USERNAME: 'u', DB_PASSWORD: 'p' }), /DB_URL: must name a host and a database/);
+  t.throws(
+    () => pgConnectionFromEnv({ DB_URL: 'postgres://localhost', DB_USERNAME: 'u', DB_PASSWORD: 'p' }),
+    /DB_URL: must name a host and a database/,
+  );
 });

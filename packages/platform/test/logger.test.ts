@@ -3,7 +3,14 @@ import { captureLogger } from '@foodies/testkit';
 
 t.test('holder names, tokens and passwords are redacted', async (t) => {
   const { logger, lines } = captureLogger();
-  logger.info({ paymentMethod: { cardHolderName: 'John Doe', cardLastFour: '4242' }, token: 'eyJhbGciOi', req: { headers: { authorization: 'Bearer abc' } } }, 'payment');
+  logger.info(
+    {
+      paymentMethod: { cardHolderName: 'John Doe', cardLastFour: '4242' },
+      token: 'eyJhbGciOi',
+      req: { headers: { authorization: 'Bearer abc' } },
+    },
+    'payment',
+  );
   logger.child({ password: 'hunter2' }).warn('child');
   const text = lines.join('\n');
   t.notMatch(text, /John Doe|eyJhbGciOi|Bearer abc|hunter2/);
@@ -12,7 +19,10 @@ t.test('holder names, tokens and passwords are redacted', async (t) => {
 
 t.test('card numbers and CVVs never reach a log line, wherever they are', async (t) => {
   const { logger, lines } = captureLogger();
-  logger.info({ body: { deep: { cardNumber: '4111111111111111', cvv: '737' } }, note: 'pan 4000056655665556 seen' }, 'card 5555555555554444 in message');
+  logger.info(
+    { body: { deep: { cardNumber: '4111111111111111', cvv: '737' } }, note: 'pan 4000056655665556 seen' },
+    'card 5555555555554444 in message',
+  );
   logger.error({ err: new Error('bad card 4242424242424242') }, 'failed');
   const text = lines.join('\n');
   t.notMatch(text, /4111111111111111|"737"|4000056655665556|5555555555554444|4242424242424242/);

@@ -1,5 +1,11 @@
 import type { LedgerEntry } from '@foodies/db';
-import { ALLOWED_PREDECESSORS, IN_FLIGHT_STATUSES, type PaymentRecord, type PaymentStatus, type ProcessPaymentRequest } from '@foodies/domain';
+import {
+  ALLOWED_PREDECESSORS,
+  IN_FLIGHT_STATUSES,
+  type PaymentRecord,
+  type PaymentStatus,
+  type ProcessPaymentRequest,
+} from '@foodies/domain';
 import type { LedgerStore, PaymentRepository } from '@foodies/payments';
 import type { Db, StatusChange } from '@foodies/db';
 
@@ -9,7 +15,8 @@ export class InMemoryPaymentRepository implements PaymentRepository {
   private nextId = 1n;
 
   async create(request: ProcessPaymentRequest, status: PaymentStatus = 'PENDING'): Promise<PaymentRecord> {
-    if ([...this.rows.values()].some((r) => r.orderId === request.orderId)) throw new Error(`duplicate key value violates unique constraint "payments_order_id_key"`);
+    if ([...this.rows.values()].some((r) => r.orderId === request.orderId))
+      throw new Error(`duplicate key value violates unique constraint "payments_order_id_key"`);
     const record = {
       id: this.nextId++,
       orderId: request.orderId,
@@ -54,7 +61,10 @@ export class InMemoryPaymentRepository implements PaymentRepository {
     return row && { ...row };
   }
   async findByBuyerId(buyerId: string, limit = 50, offset = 0) {
-    return [...this.rows.values()].filter((r) => r.buyerId === buyerId).reverse().slice(offset, offset + limit);
+    return [...this.rows.values()]
+      .filter((r) => r.buyerId === buyerId)
+      .reverse()
+      .slice(offset, offset + limit);
   }
   async updateStatus(paymentId: bigint, change: StatusChange) {
     const row = this.rows.get(paymentId);

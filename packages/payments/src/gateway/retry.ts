@@ -1,5 +1,11 @@
 import { backoffDelay, sleep, type BackoffPolicy } from '@foodies/platform';
-import { GatewayUnavailableError, GatewayUnknownOutcomeError, type ChargeRequest, type GatewayResult, type PaymentGateway } from './gateway.js';
+import {
+  GatewayUnavailableError,
+  GatewayUnknownOutcomeError,
+  type ChargeRequest,
+  type GatewayResult,
+  type PaymentGateway,
+} from './gateway.js';
 
 export interface ChargePolicy {
   /** Charge calls under one key before resolving with lookup. */
@@ -58,7 +64,9 @@ export async function chargeWithRetry(
   try {
     lookup = await withTimeout(gateway.lookup(idempotencyKey), policy.attemptTimeoutMs);
   } catch (err) {
-    throw new GatewayUnknownOutcomeError(`charge outcome unknown after ${policy.maxAttempts} attempts and a failed lookup`, false, { cause: err });
+    throw new GatewayUnknownOutcomeError(`charge outcome unknown after ${policy.maxAttempts} attempts and a failed lookup`, false, {
+      cause: err,
+    });
   }
   if (lookup.found) return lookup.result;
   const timedOut = lastError instanceof GatewayUnknownOutcomeError && lastError.timedOut;

@@ -34,7 +34,8 @@ export type GatewayFault = { kind: 'unavailable' } | { kind: 'slow'; delayMs: nu
 
 function toResult(entry: LedgerEntry): GatewayResult {
   if (entry.outcome === 'CHARGED') return { kind: 'Success', transactionId: entry.transactionId! };
-  if (entry.outcome === 'VOIDED') return { kind: 'Declined', code: 'GATEWAY_ERROR', reason: 'Charge voided: the request was resolved as not charged' };
+  if (entry.outcome === 'VOIDED')
+    return { kind: 'Declined', code: 'GATEWAY_ERROR', reason: 'Charge voided: the request was resolved as not charged' };
   return { kind: 'Declined', code: (entry.failureCode ?? 'CARD_DECLINED') as never, reason: entry.failureReason ?? 'Card declined' };
 }
 
