@@ -5,3 +5,4 @@ export * from './queries/payments.js';
 export * from './queries/inbox.js';
 export * from './queries/outbox.js';
 export * from './queries/ledger.js';
+export * from './errors.js';

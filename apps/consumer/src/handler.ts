@@ -1,7 +1,7 @@
 import { findPaymentByOrderId, isEventInInbox, type Db } from '@foodies/db';
 import { decodeStockConfirmed, isInFlight, toPaymentRequest, type PaymentRecord, type StockConfirmedEvent } from '@foodies/domain';
 import type { Logger } from '@foodies/platform';
-import { PaymentInFlightError, type PaymentService } from '@foodies/payments';
+import { InvalidPaymentDataError, PaymentInFlightError, type PaymentService } from '@foodies/payments';
 import { eventForRecord, eventForResult, failedEvent, recordAnswer } from './answers.js';
 import { deadLetterBody } from './dead-letter.js';
 
@@ -39,12 +39,22 @@ export class StockConfirmedHandler {
     if (decoded.removedSecrets.length > 0) {
       log.warn({ fields: decoded.removedSecrets }, 'card secrets removed from incoming event before processing');
     }
+    try {
+      return await this.process(event, log);
+    } catch (err) {
+      // Refused at claim time, before any charge: these values can never be stored, so
+      // retrying would loop forever. Dead-letter like any other poison.
+      if (!(err instanceof InvalidPaymentDataError)) throw err;
+      return { outcome: 'dead_lettered', reason: err.message, body: deadLetterBody(raw, decoded.scrubbed, decoded.removedSecrets) };
+    }
+  }
+
+  private async process(event: StockConfirmedEvent, log: Logger): Promise<Handled> {
     const done = (outcome: Exclude<Handled['outcome'], 'dead_lettered'>): Handled => ({
       outcome,
       orderId: event.orderId,
       eventId: event.eventId,
     });
-
     if (await isEventInInbox(this.deps.db, event.eventId)) {
       log.info('event already answered; acknowledging without effect');
       return done('duplicate');

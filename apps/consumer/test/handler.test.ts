@@ -1,4 +1,5 @@
 import t from 'tap';
+import { sql } from 'kysely';
 import { Value } from '@sinclair/typebox/value';
 import { countLedgerCharges, findPaymentByOrderId, type Db } from '@foodies/db';
 import { OrderPaymentFailedEventSchema, OrderPaymentSucceededEventSchema, parseJsonExact, stringifyJson } from '@foodies/domain';
@@ -157,6 +158,18 @@ t.test('OrderStockConfirmedEventHandler with PostgreSQL', async (t) => {
     t.notMatch(logs, /4111111111111111|5555555555554444|"737"/);
     t.notMatch(logs, /John Doe/, 'holder names are not logged either');
     t.match(logs, /card secrets removed/, 'the removal itself is logged, by path');
+  });
+
+  t.test('values the database refuses at claim time are dead-lettered, not retried forever, and nothing is charged', async (t) => {
+    const { handler } = handlerFor(db);
+    await sql`ALTER TABLE payments ADD CONSTRAINT test_refuses_buyer CHECK (buyer_id <> 'refused-buyer')`.execute(db);
+    t.teardown(() => sql`ALTER TABLE payments DROP CONSTRAINT test_refuses_buyer`.execute(db));
+    const event = stockConfirmedEvent({ buyerId: 'refused-buyer' });
+    const handled = await handler.handle(eventBody(event));
+    t.equal(handled.outcome, 'dead_lettered');
+    if (handled.outcome === 'dead_lettered') t.match(handled.reason, /database rejected the payment data \(SQLSTATE 23514\)/);
+    t.equal(await countLedgerCharges(db, event.orderId as bigint), 0);
+    t.equal(await countRows(db, 'outbox', event.orderId as bigint), 0);
   });
 
   t.test('poison bodies are not processed and keep their bytes for the dead-letter queue', async (t) => {

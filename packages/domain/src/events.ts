@@ -42,8 +42,9 @@ export const PaymentMethodInfoSchema = Type.Object(
     cardLastFour: Nullable(Type.String({ maxLength: 4 })),
     cardBrand: Nullable(literalUnion(CARD_BRANDS)),
     cardHolderName: Nullable(Type.String({ maxLength: 200 })),
-    expirationMonth: Nullable(Type.Integer()),
-    expirationYear: Nullable(Type.Integer()),
+    // Bounded to the int4 columns they are stored in.
+    expirationMonth: Nullable(Type.Integer({ minimum: -2147483648, maximum: 2147483647 })),
+    expirationYear: Nullable(Type.Integer({ minimum: -2147483648, maximum: 2147483647 })),
   },
   { additionalProperties: true },
 );

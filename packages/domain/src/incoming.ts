@@ -31,7 +31,7 @@ export interface StockConfirmedEvent {
 export type DecodedBody =
   /** Cannot be processed: goes to the DLQ with `reason`; `scrubbed` is the body to keep. */
   | { kind: 'poison'; reason: string; scrubbed: unknown; removedSecrets: string[] }
-  | { kind: 'event'; event: StockConfirmedEvent; removedSecrets: string[] };
+  | { kind: 'event'; event: StockConfirmedEvent; scrubbed: unknown; removedSecrets: string[] };
 
 /**
  * Decodes a raw delivery body. Card secrets are stripped first, so neither the event nor a
@@ -47,9 +47,19 @@ export function decodeStockConfirmed(raw: Buffer): DecodedBody {
       removedSecrets: [],
     };
   }
+  const text = raw.toString('utf8');
+  // PostgreSQL text cannot hold NUL; such a body could never be stored, only retried forever.
+  if (/\\u0000/i.test(text)) {
+    return {
+      kind: 'poison',
+      reason: 'body contains a NUL character (\\u0000), which cannot be stored',
+      scrubbed: undefined,
+      removedSecrets: [],
+    };
+  }
   let parsed: unknown;
   try {
-    parsed = parseJsonExact(raw.toString('utf8'));
+    parsed = parseJsonExact(text);
   } catch (err) {
     return { kind: 'poison', reason: `body is not valid JSON: ${(err as Error).message}`, scrubbed: undefined, removedSecrets: [] };
   }
@@ -80,7 +90,7 @@ export function decodeStockConfirmed(raw: Buffer): DecodedBody {
       expirationYear: (pm.expirationYear as number | null | undefined) ?? null,
     },
   };
-  return { kind: 'event', event, removedSecrets: removed };
+  return { kind: 'event', event, scrubbed: value, removedSecrets: removed };
 }
 
 export type RequestCheck = { ok: true; request: ProcessPaymentRequest } | { ok: false; code: PaymentFailureCode; reason: string };
@@ -93,8 +103,11 @@ export function toPaymentRequest(event: StockConfirmedEvent): RequestCheck {
   const amount = checkAmount(event.totalAmount, event.currency);
   if (!amount.ok) return { ok: false, code: 'UNKNOWN', reason: amount.reason };
   const pm = event.paymentMethod;
+  if (pm.cardLastFour !== null && !/^\d{4}$/.test(pm.cardLastFour)) {
+    return { ok: false, code: 'INVALID_CARD', reason: `cardLastFour '${pm.cardLastFour}' must be exactly 4 digits` };
+  }
   if (CARD_PAYMENT_TYPES.includes(pm.type)) {
-    if (pm.cardLastFour === null || !/^\d{4}$/.test(pm.cardLastFour)) {
+    if (pm.cardLastFour === null) {
       return { ok: false, code: 'INVALID_CARD', reason: `${pm.type} payment needs cardLastFour as exactly 4 digits` };
     }
     if (pm.expirationMonth === null || pm.expirationMonth < 1 || pm.expirationMonth > 12) {

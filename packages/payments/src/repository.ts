@@ -4,6 +4,7 @@ import {
   findPaymentByOrderId,
   findPaymentsByBuyerId,
   insertPayment,
+  isDataRejection,
   releasePaymentLease,
   takeOverExpiredPayment,
   updatePaymentStatus,
@@ -11,11 +12,22 @@ import {
   type StatusChange,
 } from '@foodies/db';
 import type { PaymentRecord, PaymentStatus, ProcessPaymentRequest } from '@foodies/domain';
+import { ServiceError } from '@foodies/platform';
+
+/** The database refused the payment's values at claim time, before anything was charged. */
+export class InvalidPaymentDataError extends ServiceError {
+  constructor(cause: Error & { code: string }) {
+    super('PAYMENT_DATA_REJECTED', `database rejected the payment data (SQLSTATE ${cause.code}): ${cause.message}`, { cause });
+  }
+}
 
 /** The spec's PaymentRepository, plus the claim/lease operations the consumer needs. */
 export interface PaymentRepository {
   create(request: ProcessPaymentRequest, status?: PaymentStatus): Promise<PaymentRecord>;
-  /** Inserts a PENDING payment leased for `leaseMs`, or undefined if the order has one. */
+  /**
+   * Inserts a PENDING payment leased for `leaseMs`, or undefined if the order has one.
+   * Throws InvalidPaymentDataError when the values can never be stored.
+   */
   claim(request: ProcessPaymentRequest, leaseMs: number): Promise<PaymentRecord | undefined>;
   /** Takes over an in-flight payment whose lease expired; undefined if not (yet) possible. */
   takeOver(paymentId: bigint, leaseMs: number): Promise<PaymentRecord | undefined>;
@@ -39,8 +51,12 @@ export class PgPaymentRepository implements PaymentRepository {
   create(request: ProcessPaymentRequest, status?: PaymentStatus) {
     return insertPayment(this.db, request, status);
   }
-  claim(request: ProcessPaymentRequest, leaseMs: number) {
-    return claimPayment(this.db, request, leaseMs);
+  async claim(request: ProcessPaymentRequest, leaseMs: number) {
+    try {
+      return await claimPayment(this.db, request, leaseMs);
+    } catch (err) {
+      throw isDataRejection(err) ? new InvalidPaymentDataError(err) : err;
+    }
   }
   takeOver(paymentId: bigint, leaseMs: number) {
     return takeOverExpiredPayment(this.db, paymentId, leaseMs);
