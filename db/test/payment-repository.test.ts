@@ -1,27 +1,9 @@
 import t from 'tap';
 import { listStatusHistory } from '@foodies/db';
-import type { ProcessPaymentRequest } from '@foodies/domain';
 import { PgPaymentRepository } from '@foodies/payments';
-import { createTestDatabase, newOrderId } from '@foodies/testkit';
+import { createTestDatabase, paymentRequest } from '@foodies/testkit';
 
-function request(overrides: Partial<ProcessPaymentRequest> = {}): ProcessPaymentRequest {
-  return {
-    eventId: `evt-${Math.random()}`,
-    orderId: newOrderId(),
-    buyerId: 'user-123',
-    amount: '49.99',
-    currency: 'USD',
-    paymentMethod: {
-      type: 'CREDIT_CARD',
-      cardLastFour: '4242',
-      cardBrand: 'VISA',
-      cardHolderName: 'John Doe',
-      expirationMonth: 12,
-      expirationYear: 2030,
-    },
-    ...overrides,
-  };
-}
+const request = paymentRequest;
 
 t.test('PaymentRepository against PostgreSQL', async (t) => {
   const { db } = await createTestDatabase(t);

@@ -177,7 +177,7 @@ export async function listStatusHistory(
 export async function releasePaymentLease(db: Executor, paymentId: bigint): Promise<void> {
   await db
     .updateTable('payments')
-    .set({ lease_expires_at: sql<Date>`now()` })
+    .set({ lease_expires_at: sql<Date>`now() - interval '1 millisecond'` })
     .where('id', '=', paymentId)
     .where('status', 'in', [...IN_FLIGHT_STATUSES])
     .execute();

@@ -56,7 +56,11 @@ t.test('poison bodies are recognised with a reason', async (t) => {
     ['unknown method type', eventBody({ ...valid, paymentMethod: { type: 'CRYPTO' } }), /paymentMethod/],
     ['1 MB body', Buffer.alloc(1024 * 1024, 'a'), /exceeds the 65536-byte limit/],
     ['NUL in a string', eventBody({ ...valid, buyerId: 'a\u0000b' }), /NUL character/],
-    ['expiry year beyond int4', eventBody({ ...valid, paymentMethod: { type: 'DIGITAL_WALLET', expirationYear: 2 ** 40 } }), /expirationYear/],
+    [
+      'expiry year beyond int4',
+      eventBody({ ...valid, paymentMethod: { type: 'DIGITAL_WALLET', expirationYear: 2 ** 40 } }),
+      /expirationYear/,
+    ],
     ['buyerId too long', eventBody({ ...valid, buyerId: 'b'.repeat(256) }), /buyerId/],
   ];
   for (const [name, raw, reason] of cases) {

@@ -1,7 +1,6 @@
 import t from 'tap';
-import type { ProcessPaymentRequest } from '@foodies/domain';
 import { PaymentInFlightError, PaymentService, SimulatedPaymentGateway, type PaymentGateway } from '@foodies/payments';
-import { InMemoryPaymentRepository, MemoryLedgerStore, newOrderId } from '@foodies/testkit';
+import { InMemoryPaymentRepository, MemoryLedgerStore, paymentRequest } from '@foodies/testkit';
 
 const chargePolicy = { maxAttempts: 3, attemptTimeoutMs: 200, backoff: { baseMs: 1, maxMs: 2 } };
 
@@ -14,23 +13,7 @@ function setup(options: { alwaysSucceed?: boolean; gateway?: PaymentGateway } = 
   return { repository, ledger, simulated, service };
 }
 
-function request(lastFour = '4242'): ProcessPaymentRequest {
-  return {
-    eventId: 'evt-123',
-    orderId: newOrderId(),
-    buyerId: 'user-123',
-    amount: '49.99',
-    currency: 'USD',
-    paymentMethod: {
-      type: 'CREDIT_CARD',
-      cardLastFour: lastFour,
-      cardBrand: 'VISA',
-      cardHolderName: 'John Doe',
-      expirationMonth: 12,
-      expirationYear: 2025,
-    },
-  };
-}
+const request = (lastFour = '4242') => paymentRequest({}, lastFour);
 
 t.test('successful payment is recorded SUCCEEDED with the transaction id', async (t) => {
   const { service, repository, ledger } = setup();

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { stringifyJson } from '@foodies/domain';
+import { stringifyJson, type ProcessPaymentRequest } from '@foodies/domain';
 
 let nextOrder = BigInt(Date.now()) * 1000n;
 
@@ -31,4 +31,24 @@ export function stockConfirmedEvent(overrides: Record<string, unknown> = {}): Re
 
 export function eventBody(event: Record<string, unknown>): Buffer {
   return Buffer.from(stringifyJson(event), 'utf8');
+}
+
+/** A valid payment request (what the consumer hands PaymentService) for a fresh order. */
+export function paymentRequest(overrides: Partial<ProcessPaymentRequest> = {}, lastFour = '4242'): ProcessPaymentRequest {
+  return {
+    eventId: `evt-${randomUUID()}`,
+    orderId: newOrderId(),
+    buyerId: 'user-123',
+    amount: '49.99',
+    currency: 'USD',
+    paymentMethod: {
+      type: 'CREDIT_CARD',
+      cardLastFour: lastFour,
+      cardBrand: 'VISA',
+      cardHolderName: 'John Doe',
+      expirationMonth: 12,
+      expirationYear: 2030,
+    },
+    ...overrides,
+  };
 }

@@ -50,7 +50,7 @@ export class InMemoryPaymentRepository implements PaymentRepository {
   }
   async releaseLease(paymentId: bigint) {
     const row = this.rows.get(paymentId);
-    if (row) row.leaseExpiresAt = Date.now();
+    if (row) row.leaseExpiresAt = Date.now() - 1;
   }
   async findById(id: bigint) {
     const row = this.rows.get(id);
