@@ -6,3 +6,5 @@ export * from './queries/inbox.js';
 export * from './queries/outbox.js';
 export * from './queries/ledger.js';
 export * from './errors.js';
+export * from './queries/retention.js';
+export * from './queries/outbox-replay.js';

@@ -36,7 +36,14 @@ t.test('migrations started by several pods at once apply exactly once', async (t
     .flatMap((r) => r.results ?? [])
     .filter((r) => r.status === 'Success')
     .map((r) => r.migrationName);
-  t.same(applied.sort(), ['0001_payments', '0002_payment_status_history', '0003_inbox', '0004_outbox', '0005_gateway_ledger']);
+  t.same(applied.sort(), [
+    '0001_payments',
+    '0002_payment_status_history',
+    '0003_inbox',
+    '0004_outbox',
+    '0005_gateway_ledger',
+    '0006_outbox_order_index',
+  ]);
   const again = await migrateToLatest(runners[0]!);
   t.same(again.results, [], 'a later run finds nothing to do');
 });

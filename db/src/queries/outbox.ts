@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Executor } from './payments.js';
 
 export interface NewOutboxRow {
@@ -17,4 +18,108 @@ export async function insertOutboxRow(db: Executor, row: NewOutboxRow): Promise<
     .returning('id')
     .executeTakeFirstOrThrow();
   return inserted.id;
+}
+
+export interface OutboxRow {
+  id: bigint;
+  eventId: string;
+  orderId: bigint;
+  eventType: string;
+  routingKey: string;
+  payload: string;
+  createdAt: Date;
+  attempts: number;
+}
+
+/**
+ * Claims up to `limit` due, unpublished, unparked rows, locked until the caller's
+ * transaction ends (FOR UPDATE SKIP LOCKED: relay replicas never take the same row).
+ * Only the oldest pending row of each order is eligible, so one order's events are
+ * published in id order even across replicas; a parked row no longer holds its order back.
+ */
+export async function claimOutboxBatch(tx: Executor, limit: number): Promise<OutboxRow[]> {
+  const { rows } = await sql<{
+    id: bigint;
+    event_id: string;
+    order_id: bigint;
+    event_type: string;
+    routing_key: string;
+    payload: string;
+    created_at: Date;
+    attempts: number;
+  }>`
+    SELECT o.id, o.event_id, o.order_id, o.event_type, o.routing_key, o.payload, o.created_at, o.attempts
+    FROM outbox o
+    WHERE o.published_at IS NULL AND o.parked_at IS NULL AND o.next_attempt_at <= now()
+      AND NOT EXISTS (
+        SELECT 1 FROM outbox e
+        WHERE e.order_id = o.order_id AND e.id < o.id AND e.published_at IS NULL AND e.parked_at IS NULL
+      )
+    ORDER BY o.id
+    LIMIT ${limit}
+    FOR UPDATE OF o SKIP LOCKED`.execute(tx);
+  return rows.map((r) => ({
+    id: r.id,
+    eventId: r.event_id,
+    orderId: r.order_id,
+    eventType: r.event_type,
+    routingKey: r.routing_key,
+    payload: r.payload,
+    createdAt: r.created_at,
+    attempts: r.attempts,
+  }));
+}
+
+export async function markOutboxPublished(tx: Executor, ids: bigint[]): Promise<void> {
+  if (ids.length === 0) return;
+  await tx
+    .updateTable('outbox')
+    .set((eb) => ({ published_at: sql<Date>`now()`, attempts: eb('attempts', '+', 1), last_error: null }))
+    .where('id', 'in', ids)
+    .execute();
+}
+
+/**
+ * Records a failed publish: one more attempt, the error, and when to try again. `park`
+ * takes the row out of circulation until an operator replays it.
+ */
+export async function recordOutboxFailure(tx: Executor, id: bigint, error: string, retryInMs: number, park: boolean): Promise<void> {
+  await tx
+    .updateTable('outbox')
+    .set((eb) => ({
+      attempts: eb('attempts', '+', 1),
+      last_error: error.slice(0, 2000),
+      next_attempt_at: sql<Date>`now() + ${retryInMs} * interval '1 millisecond'`,
+      parked_at: park ? sql<Date>`now()` : null,
+    }))
+    .where('id', '=', id)
+    .execute();
+}
+
+/** After the broker comes back, rows waiting out a backoff are due again at once. */
+export async function makeBackedOffRowsDue(db: Executor): Promise<number> {
+  const result = await db
+    .updateTable('outbox')
+    .set({ next_attempt_at: sql<Date>`now()` })
+    .where('published_at', 'is', null)
+    .where('parked_at', 'is', null)
+    .where('next_attempt_at', '>', sql<Date>`now()`)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
+export interface OutboxStats {
+  backlog: number;
+  oldestUnpublishedAt: Date | null;
+  parked: number;
+}
+
+export async function outboxStats(db: Executor): Promise<OutboxStats> {
+  const { rows } = await sql<{ backlog: bigint; oldest: Date | null; parked: bigint }>`
+    SELECT
+      (SELECT count(*) FROM outbox WHERE published_at IS NULL AND parked_at IS NULL) AS backlog,
+      (SELECT min(created_at) FROM outbox WHERE published_at IS NULL AND parked_at IS NULL) AS oldest,
+      (SELECT count(*) FROM outbox WHERE published_at IS NULL AND parked_at IS NOT NULL) AS parked`.execute(db);
+  const row = rows[0]!;
+  return { backlog: Number(row.backlog), oldestUnpublishedAt: row.oldest, parked: Number(row.parked) };
 }

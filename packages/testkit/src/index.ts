@@ -3,3 +3,4 @@ export * from './rabbit.js';
 export * from './wait.js';
 export * from './memory.js';
 export * from './fixtures.js';
+export * from './tcp-proxy.js';

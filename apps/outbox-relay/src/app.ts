@@ -1,0 +1,162 @@
+import { sql } from 'kysely';
+import pgListen, { type Subscriber } from 'pg-listen';
+import type { Connection } from 'rabbitmq-client';
+import { createDb, makeBackedOffRowsDue, type Db, type OutboxRow } from '@foodies/db';
+import { backoffDelay, buildHealthServer, createRabbit, pgConnectionFromEnv, sleep, type Logger } from '@foodies/platform';
+import type { FastifyInstance } from 'fastify';
+import type { RelayConfig } from './config.js';
+import { createRelayMetrics, type RelayMetrics } from './metrics.js';
+import { OutboxPublisher } from './publisher.js';
+import { OutboxRelay } from './relay.js';
+import { sweepRetention } from './retention.js';
+
+/** The channel the outbox insert trigger notifies (db/migrations/0004_outbox.sql). */
+export const OUTBOX_CHANNEL = 'outbox_inserted';
+
+export interface RelayOverrides {
+  afterPublish?: (rows: OutboxRow[]) => Promise<void> | void;
+}
+
+export interface RelayApp {
+  readonly db: Db;
+  readonly health: FastifyInstance;
+  readonly metrics: RelayMetrics;
+  readonly relay: OutboxRelay;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Builds the relay without starting it; main.ts wires env, signals and listen. */
+export function buildRelayApp(config: RelayConfig, logger: Logger, overrides: RelayOverrides = {}): RelayApp {
+  const connection = pgConnectionFromEnv(config);
+  const { db } = createDb({ ...connection, max: config.DB_POOL_MAX, applicationName: 'payment-outbox-relay' });
+  const metrics = createRelayMetrics(db);
+  let rabbit: Connection | undefined;
+  let publisher: OutboxPublisher | undefined;
+  let relay: OutboxRelay | undefined;
+  let listener: Subscriber | undefined;
+  const timers: NodeJS.Timeout[] = [];
+
+  const health = buildHealthServer({
+    registry: metrics.registry,
+    checks: {
+      database: async () => {
+        await sql`select 1`.execute(db);
+      },
+      rabbitmq: async () => {
+        if (!rabbit?.ready) throw new Error('not connected');
+      },
+    },
+  });
+
+  async function listen(): Promise<void> {
+    const url = new URL(connection.connectionString);
+    url.username = encodeURIComponent(connection.user);
+    url.password = encodeURIComponent(connection.password);
+    // pg-listen is CommonJS with `exports.default`; from ESM that sits under .default.
+    const subscriber = pgListen.default(
+      { connectionString: url.toString(), application_name: 'payment-outbox-relay-listener' },
+      // Reconnect forever with capped backoff; a 'connected' after reconnect triggers a catch-up drain.
+      {
+        retryLimit: Infinity,
+        retryTimeout: 0,
+        retryInterval: (attempt: number) => Math.min(10_000, 250 * 2 ** attempt),
+        paranoidChecking: 10_000,
+      },
+    );
+    listener = subscriber;
+    subscriber.notifications.on(OUTBOX_CHANNEL, () => relay!.requestDrain('notify'));
+    subscriber.events.on('connected', () => relay!.requestDrain('connect'));
+    subscriber.events.on('reconnect', (attempt) => logger.warn({ attempt }, 'LISTEN connection lost; reconnecting'));
+    subscriber.events.on('error', (err) => logger.error({ err }, 'LISTEN connection error'));
+    await subscriber.connect();
+    await subscriber.listenTo(OUTBOX_CHANNEL);
+  }
+
+  const stopping = new AbortController();
+  let closing: Promise<void> | undefined;
+
+  /** pg-listen reconnects by itself once connected; until the first connect succeeds, we retry. */
+  async function keepListening(): Promise<void> {
+    for (let attempt = 0; !stopping.signal.aborted; attempt++) {
+      try {
+        await listen();
+        return;
+      } catch (err) {
+        const delayMs = backoffDelay(attempt, { baseMs: 250, maxMs: 10_000 });
+        logger.error({ err, delayMs }, 'LISTEN connection failed; the safety poll carries the load until it is back');
+        await listener?.close().catch(() => undefined);
+        listener = undefined;
+        await sleep(delayMs, stopping.signal);
+      }
+    }
+  }
+
+  return {
+    db,
+    health,
+    metrics,
+    get relay() {
+      return relay!;
+    },
+    async start() {
+      rabbit = createRabbit(config, logger, 'payment-outbox-relay');
+      publisher = new OutboxPublisher(rabbit, { exchange: config.RABBITMQ_PUBLISH_EXCHANGE, timeoutMs: config.OUTBOX_PUBLISH_TIMEOUT_MS });
+      relay = new OutboxRelay({
+        db,
+        publisher,
+        metrics,
+        logger,
+        batchSize: config.OUTBOX_BATCH_SIZE,
+        maxAttempts: config.OUTBOX_MAX_ATTEMPTS,
+        rowRetry: { baseMs: config.OUTBOX_RETRY_BASE_MS, maxMs: config.OUTBOX_RETRY_MAX_MS },
+        afterPublish: overrides.afterPublish,
+      });
+      let connectedBefore = false;
+      rabbit.on('connection', () => {
+        // Rows that failed while the broker was away are due again right away.
+        if (connectedBefore) {
+          makeBackedOffRowsDue(db)
+            .then(() => relay!.requestDrain('broker'))
+            .catch((err: unknown) => logger.error({ err }, 'could not reschedule rows after broker reconnect'));
+        }
+        connectedBefore = true;
+      });
+      timers.push(setInterval(() => relay!.requestDrain('poll'), config.OUTBOX_POLL_INTERVAL_MS));
+      timers.push(
+        setInterval(() => {
+          sweepRetention(
+            db,
+            {
+              outboxRetentionMs: config.OUTBOX_RETENTION_MS,
+              inboxRetentionMs: config.INBOX_RETENTION_MS,
+              batchSize: config.RETENTION_BATCH_SIZE,
+            },
+            metrics,
+            logger,
+          ).catch((err: unknown) => logger.error({ err }, 'retention sweep failed'));
+        }, config.RETENTION_INTERVAL_MS),
+      );
+      const listening = keepListening();
+      await Promise.race([listening, sleep(5_000, stopping.signal)]);
+      logger.info(
+        { exchange: config.RABBITMQ_PUBLISH_EXCHANGE, batchSize: config.OUTBOX_BATCH_SIZE, pollIntervalMs: config.OUTBOX_POLL_INTERVAL_MS },
+        'relaying outbox',
+      );
+      relay.requestDrain('connect');
+    },
+    close() {
+      closing ??= (async () => {
+        stopping.abort();
+        for (const timer of timers) clearInterval(timer);
+        await listener?.close().catch(() => undefined);
+        await relay?.stop();
+        await publisher?.close();
+        await rabbit?.close();
+        await health.close();
+        await db.destroy();
+      })();
+      return closing;
+    },
+  };
+}

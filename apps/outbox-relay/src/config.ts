@@ -1,0 +1,52 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { DatabaseEnv, ProcessEnv, RabbitEnv, configFields, loadConfig } from '@foodies/platform';
+
+const { Port, PositiveMs } = configFields;
+const DAY_MS = 86_400_000;
+
+/** Every variable the relay reads, with its default; documented in the README. */
+export const RelayConfigSchema = Type.Object({
+  ...ProcessEnv,
+  ...DatabaseEnv,
+  ...RabbitEnv,
+  RELAY_HEALTH_PORT: Port(8087, 'the relay health and metrics listener'),
+  OUTBOX_BATCH_SIZE: Type.Integer({
+    minimum: 1,
+    maximum: 5000,
+    default: 200,
+    description: 'must be an integer from 1 to 5000 (rows claimed and published per transaction)',
+  }),
+  OUTBOX_POLL_INTERVAL_MS: PositiveMs(2_000, 'safety-net poll for rows whose NOTIFY was missed'),
+  OUTBOX_PUBLISH_TIMEOUT_MS: PositiveMs(5_000, 'a publish without a broker confirm after this counts as failed'),
+  OUTBOX_MAX_ATTEMPTS: Type.Integer({
+    minimum: 1,
+    maximum: 1000,
+    default: 10,
+    description: 'must be an integer from 1 to 1000 (failed publishes of one row before it is parked)',
+  }),
+  OUTBOX_RETRY_BASE_MS: PositiveMs(500, 'first delay before a failed row is tried again'),
+  OUTBOX_RETRY_MAX_MS: PositiveMs(60_000, 'largest delay before a failed row is tried again'),
+  OUTBOX_RETENTION_MS: Type.Integer({
+    minimum: 60_000,
+    default: 7 * DAY_MS,
+    description: 'must be an integer of milliseconds, at least 60000 (how long published outbox rows are kept)',
+  }),
+  INBOX_RETENTION_MS: Type.Integer({
+    minimum: DAY_MS,
+    default: 30 * DAY_MS,
+    description: 'must be an integer of milliseconds, at least 86400000 (one day; how long consumed event ids are remembered)',
+  }),
+  RETENTION_INTERVAL_MS: PositiveMs(60_000, 'pause between retention sweeps'),
+  RETENTION_BATCH_SIZE: Type.Integer({
+    minimum: 1,
+    maximum: 10_000,
+    default: 1_000,
+    description: 'must be an integer from 1 to 10000 (rows deleted per retention statement)',
+  }),
+});
+
+export type RelayConfig = Static<typeof RelayConfigSchema>;
+
+export function loadRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
+  return loadConfig(RelayConfigSchema, env);
+}

@@ -1,0 +1,24 @@
+import { ConfigError, closeOnSignals, createLogger } from '@foodies/platform';
+import { buildRelayApp } from './app.js';
+import { loadRelayConfig } from './config.js';
+
+/** Process wiring only: env, logger, signals, listen. */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadRelayConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`payment-outbox-relay: invalid configuration: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const logger = createLogger({ name: 'payment-outbox-relay', level: config.LOG_LEVEL });
+  const app = buildRelayApp(config, logger);
+  closeOnSignals(logger, config.SHUTDOWN_TIMEOUT_MS, () => app.close());
+  await app.health.listen({ host: config.HOST, port: config.RELAY_HEALTH_PORT });
+  await app.start();
+}
+
+await main();

@@ -1,0 +1,76 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { outboxStats, type Db } from '@foodies/db';
+
+export function createRelayMetrics(db: Db) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  // One query feeds the three table gauges of a scrape (reused for up to a second).
+  let cached: { at: number; stats: Promise<Awaited<ReturnType<typeof outboxStats>> | undefined> } | undefined;
+  const stats = () => {
+    if (!cached || Date.now() - cached.at > 1000) cached = { at: Date.now(), stats: outboxStats(db).catch(() => undefined) };
+    return cached.stats;
+  };
+  return {
+    registry,
+    backlog: new Gauge({
+      name: 'outbox_backlog_rows',
+      help: 'Unpublished, unparked outbox rows',
+      registers: [registry],
+      async collect() {
+        const s = await stats();
+        if (s) this.set(s.backlog);
+      },
+    }),
+    oldestAge: new Gauge({
+      name: 'outbox_oldest_unpublished_age_seconds',
+      help: 'Age of the oldest unpublished, unparked outbox row (0 when none)',
+      registers: [registry],
+      async collect() {
+        const s = await stats();
+        if (s) this.set(s.oldestUnpublishedAt ? Math.max(0, (Date.now() - s.oldestUnpublishedAt.getTime()) / 1000) : 0);
+      },
+    }),
+    parked: new Gauge({
+      name: 'outbox_parked_rows',
+      help: 'Rows parked after repeated failures; replay them with npm run outbox:replay',
+      registers: [registry],
+      async collect() {
+        const s = await stats();
+        if (s) this.set(s.parked);
+      },
+    }),
+    published: new Counter({ name: 'outbox_published_total', help: 'Rows published and confirmed by the broker', registers: [registry] }),
+    failures: new Counter({
+      name: 'outbox_publish_failures_total',
+      help: 'Failed publishes, by kind: broker (unreachable, timeout) or row (returned unroutable, nacked)',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    parkedTotal: new Counter({ name: 'outbox_parked_total', help: 'Rows this relay parked', registers: [registry] }),
+    commitToConfirm: new Histogram({
+      name: 'outbox_commit_to_confirm_seconds',
+      help: 'From the outbox row being written to the broker confirming its publish',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    }),
+    drains: new Counter({
+      name: 'outbox_drains_total',
+      help: 'Drains started, by trigger: notify, poll, connect (catch-up), broker (reconnect)',
+      labelNames: ['trigger'] as const,
+      registers: [registry],
+    }),
+    pollDrainsWithRows: new Counter({
+      name: 'outbox_poll_drains_with_rows_total',
+      help: 'Safety-poll drains that published rows: wake-ups NOTIFY did not deliver',
+      registers: [registry],
+    }),
+    retentionDeleted: new Counter({
+      name: 'outbox_retention_deleted_total',
+      help: 'Rows removed by retention, by table',
+      labelNames: ['table'] as const,
+      registers: [registry],
+    }),
+  };
+}
+
+export type RelayMetrics = ReturnType<typeof createRelayMetrics>;

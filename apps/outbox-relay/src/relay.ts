@@ -1,0 +1,125 @@
+import { claimOutboxBatch, markOutboxPublished, recordOutboxFailure, type Db, type OutboxRow } from '@foodies/db';
+import { backoffDelay, sleep, type BackoffPolicy, type Logger } from '@foodies/platform';
+import type { OutboxPublisher } from './publisher.js';
+import type { RelayMetrics } from './metrics.js';
+
+export type DrainTrigger = 'notify' | 'poll' | 'connect' | 'broker';
+
+export interface RelayOptions {
+  db: Db;
+  publisher: OutboxPublisher;
+  metrics: RelayMetrics;
+  logger: Logger;
+  batchSize: number;
+  /** Failed publishes of one row before it is parked (row failures only, never broker outages). */
+  maxAttempts: number;
+  /** Delay before a failed row is due again, growing with its attempts. */
+  rowRetry: BackoffPolicy;
+  /** Test seam: runs after a batch is confirmed by the broker, before it is marked (crash injection). */
+  afterPublish?: (rows: OutboxRow[]) => Promise<void> | void;
+}
+
+/** A drain that failed (database down) is retried after this backoff, never in a tight loop. */
+const DRAIN_RETRY: BackoffPolicy = { baseMs: 200, maxMs: 10_000 };
+
+/**
+ * Moves committed outbox rows to the broker. Wake-ups (NOTIFY, the safety poll, a
+ * reconnect) only request a drain; the claim query is the truth. A request that arrives
+ * while a drain runs schedules exactly one more drain: no lost wake-up, no stampede.
+ */
+export class OutboxRelay {
+  private running: Promise<void> | undefined;
+  private again = false;
+  private readonly stopping = new AbortController();
+
+  constructor(private readonly options: RelayOptions) {}
+
+  requestDrain(trigger: DrainTrigger): void {
+    if (this.stopping.signal.aborted) return;
+    this.options.metrics.drains.inc({ trigger });
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.drainUntilIdle(trigger).finally(() => {
+      this.running = undefined;
+    });
+  }
+
+  /** Resolves when no drain is running (tests and shutdown). */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  /** Stops taking wake-ups; the batch in flight finishes and is marked. */
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    await this.idle();
+  }
+
+  private async drainUntilIdle(trigger: DrainTrigger): Promise<void> {
+    let failures = 0;
+    do {
+      this.again = false;
+      let published = 0;
+      for (;;) {
+        if (this.stopping.signal.aborted) return;
+        let claimed: number;
+        try {
+          const batch = await this.drainBatch();
+          claimed = batch.claimed;
+          published += batch.published;
+          failures = 0;
+        } catch (err) {
+          const delayMs = backoffDelay(failures++, DRAIN_RETRY);
+          this.options.logger.error({ err, delayMs }, 'outbox drain failed; retrying');
+          await sleep(delayMs, this.stopping.signal);
+          this.again = true;
+          break;
+        }
+        if (claimed < this.options.batchSize) break;
+      }
+      if (trigger === 'poll' && published > 0) {
+        this.options.metrics.pollDrainsWithRows.inc();
+        this.options.logger.warn({ published }, 'safety poll found rows no notification announced');
+      }
+    } while (this.again && !this.stopping.signal.aborted);
+  }
+
+  /** One transaction: claim (row locks), publish with confirms, mark or record failures, commit. */
+  private drainBatch(): Promise<{ claimed: number; published: number }> {
+    const { db, publisher, metrics, logger, maxAttempts, rowRetry } = this.options;
+    return db.transaction().execute(async (tx) => {
+      const rows = await claimOutboxBatch(tx, this.options.batchSize);
+      if (rows.length === 0) return { claimed: 0, published: 0 };
+      const outcomes = await publisher.publishAll(rows);
+      await this.options.afterPublish?.(rows);
+      const confirmedAt = Date.now();
+      const published: bigint[] = [];
+      for (const [i, row] of rows.entries()) {
+        const outcome = outcomes[i]!;
+        if (outcome.ok) {
+          published.push(row.id);
+          metrics.commitToConfirm.observe(Math.max(0, confirmedAt - row.createdAt.getTime()) / 1000);
+          continue;
+        }
+        metrics.failures.inc({ kind: outcome.kind });
+        const park = outcome.kind === 'row' && row.attempts + 1 >= maxAttempts;
+        await recordOutboxFailure(tx, row.id, outcome.error, backoffDelay(row.attempts, rowRetry), park);
+        const log = logger.child({ outboxId: row.id.toString(), orderId: row.orderId.toString(), eventId: row.eventId });
+        if (park) {
+          metrics.parkedTotal.inc();
+          log.error(
+            { attempts: row.attempts + 1, error: outcome.error },
+            'outbox row parked after repeated failures; replay with npm run outbox:replay',
+          );
+        } else {
+          log.warn({ attempts: row.attempts + 1, kind: outcome.kind, error: outcome.error }, 'publish failed; row will be retried');
+        }
+      }
+      await markOutboxPublished(tx, published);
+      metrics.published.inc(published.length);
+      return { claimed: rows.length, published: published.length };
+    });
+  }
+}

@@ -1,0 +1,120 @@
+import { randomUUID } from 'node:crypto';
+import type { AsyncMessage } from 'rabbitmq-client';
+import { insertOutboxRow, type Db } from '@foodies/db';
+import { stringifyJson } from '@foodies/domain';
+import {
+  captureLogger,
+  createTestDatabase,
+  rabbitNames,
+  TEST_DATABASE_URL,
+  TEST_RABBIT,
+  testRabbit,
+  type Teardown,
+  type TestDatabase,
+} from '@foodies/testkit';
+import { buildRelayApp, type RelayApp, type RelayOverrides } from '../src/app.js';
+import { loadRelayConfig, type RelayConfig } from '../src/config.js';
+
+export function testRelayConfig(database: TestDatabase, exchange: string, overrides: Partial<RelayConfig> = {}): RelayConfig {
+  const admin = new URL(TEST_DATABASE_URL);
+  return {
+    ...loadRelayConfig({}),
+    DB_URL: `postgres://${admin.host}/${database.name}`,
+    DB_USERNAME: decodeURIComponent(admin.username),
+    DB_PASSWORD: decodeURIComponent(admin.password),
+    DB_POOL_MAX: 4,
+    ...TEST_RABBIT,
+    RABBITMQ_PUBLISH_EXCHANGE: exchange,
+    RELAY_HEALTH_PORT: 0,
+    HOST: '127.0.0.1',
+    OUTBOX_POLL_INTERVAL_MS: 60_000,
+    OUTBOX_PUBLISH_TIMEOUT_MS: 2_000,
+    OUTBOX_RETRY_BASE_MS: 50,
+    OUTBOX_RETRY_MAX_MS: 200,
+    ...overrides,
+  };
+}
+
+export interface RelayHarness {
+  database: TestDatabase;
+  db: Db;
+  exchange: string;
+  /** Messages received on a queue bound to payment.succeeded and payment.failed, in arrival order. */
+  received: AsyncMessage[];
+  lines: string[];
+  startRelay(overrides?: Partial<RelayConfig>, appOverrides?: RelayOverrides): Promise<RelayApp>;
+  insertRows(
+    count: number,
+    options?: { orderId?: bigint; routingKey?: string },
+  ): Promise<Array<{ id: bigint; eventId: string; orderId: bigint }>>;
+}
+
+export async function relayHarness(t: Teardown): Promise<RelayHarness> {
+  const database = await createTestDatabase(t);
+  const admin = testRabbit(t);
+  const names = rabbitNames(t, admin);
+  const { logger, lines } = captureLogger();
+  const received: AsyncMessage[] = [];
+  await admin.exchangeDeclare({ exchange: names.exchange, type: 'topic', durable: true });
+  const capture = admin.createConsumer(
+    {
+      queue: names.queue,
+      queueOptions: { durable: true },
+      queueBindings: [
+        { exchange: names.exchange, queue: names.queue, routingKey: 'payment.succeeded' },
+        { exchange: names.exchange, queue: names.queue, routingKey: 'payment.failed' },
+      ],
+    },
+    async (msg) => {
+      received.push(msg);
+    },
+  );
+  t.teardown(() => capture.close());
+  await new Promise<void>((resolve) => capture.once('ready', () => resolve()));
+  let seq = 0;
+  return {
+    database,
+    db: database.db,
+    exchange: names.exchange,
+    received,
+    lines,
+    async startRelay(overrides = {}, appOverrides = {}) {
+      const app = buildRelayApp(testRelayConfig(database, names.exchange, overrides), logger, appOverrides);
+      t.teardown(() => app.close());
+      await app.start();
+      return app;
+    },
+    async insertRows(count, options = {}) {
+      const rows = [];
+      for (let i = 0; i < count; i++) {
+        const eventId = randomUUID();
+        const orderId = options.orderId ?? BigInt(1_000_000 + ++seq);
+        const payload = stringifyJson({
+          eventId,
+          orderId,
+          failureReason: `seq ${seq}`,
+          failureCode: 'UNKNOWN',
+          occurredAt: '2024-01-15T10:30:00Z',
+        });
+        const id = await insertOutboxRow(database.db, {
+          eventId,
+          orderId,
+          eventType: 'OrderPaymentFailedEvent',
+          routingKey: options.routingKey ?? 'payment.failed',
+          payload,
+        });
+        rows.push({ id, eventId, orderId });
+      }
+      return rows;
+    },
+  };
+}
+
+export async function unpublishedCount(db: Db): Promise<number> {
+  const row = await db
+    .selectFrom('outbox')
+    .select((eb) => eb.fn.countAll<bigint>().as('n'))
+    .where('published_at', 'is', null)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}

@@ -1,0 +1,33 @@
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { waitFor } from '@foodies/testkit';
+import { relayHarness, testRelayConfig, unpublishedCount } from './helpers.js';
+
+const fixture = fileURLToPath(new URL('./fixtures/crash-after-publish.ts', import.meta.url));
+
+t.test('a relay killed between publish and mark: after restart every row is published at least once and marked', async (t) => {
+  const h = await relayHarness(t);
+  const rows = await h.insertRows(10);
+  const config = testRelayConfig(h.database, h.exchange, { OUTBOX_BATCH_SIZE: 10 });
+  const child = spawn(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', fixture], {
+    env: { ...process.env, CRASH_TEST_CONFIG: JSON.stringify(config) },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  t.teardown(() => child.kill('SIGKILL'));
+  const [, signal] = (await once(child, 'exit')) as [number | null, string | null];
+  t.equal(signal, 'SIGKILL');
+  await waitFor('the crashed batch reached the broker', () => h.received.length === 10);
+  t.equal(await unpublishedCount(h.db), 10, 'but none was marked');
+
+  await h.startRelay();
+  await waitFor('all marked after restart', async () => (await unpublishedCount(h.db)) === 0, 20_000);
+  await waitFor('republished', () => h.received.length >= 20);
+  const seen = new Set(h.received.map((m) => m.messageId));
+  t.ok(
+    rows.every((r) => seen.has(r.eventId)),
+    'every row published at least once',
+  );
+  t.equal(new Set(h.received.slice(10).map((m) => m.messageId)).size, 10, 're-publishes carry the same event ids');
+});

@@ -1,0 +1,157 @@
+import t from 'tap';
+import { sql } from 'kysely';
+import { stockConfirmedEvent, waitFor } from '@foodies/testkit';
+import { harness } from '../../consumer/test/helpers.js';
+import { buildRelayApp } from '../src/app.js';
+import { sweepRetention } from '../src/retention.js';
+import { relayHarness, testRelayConfig, unpublishedCount } from './helpers.js';
+
+t.test('a result event written by the consumer is published with the exact properties and marked', async (t) => {
+  const h = await harness(t);
+  await h.startConsumer();
+  const received: Array<{ body: Buffer; props: Record<string, unknown> }> = [];
+  const capture = h.admin.createConsumer(
+    {
+      queue: `${h.names.queue}.results`,
+      queueOptions: { exclusive: true },
+      queueBindings: [{ exchange: h.names.exchange, queue: `${h.names.queue}.results`, routingKey: 'payment.*' }],
+    },
+    async (msg) => {
+      received.push({ body: msg.body as Buffer, props: msg as unknown as Record<string, unknown> });
+    },
+  );
+  t.teardown(() => capture.close());
+  await new Promise<void>((resolve) => capture.once('ready', () => resolve()));
+  const { logger } = (await import('@foodies/testkit')).captureLogger();
+  const relay = buildRelayApp(testRelayConfig(h.database, h.names.exchange), logger);
+  t.teardown(() => relay.close());
+  await relay.start();
+
+  const event = stockConfirmedEvent();
+  await h.publish(event);
+  const msg = await waitFor('result event', () => received[0]);
+  const row = await h.db
+    .selectFrom('outbox')
+    .selectAll()
+    .where('order_id', '=', event.orderId as bigint)
+    .executeTakeFirstOrThrow();
+  t.equal(msg.body.toString('utf8'), row.payload, 'body is byte for byte what the consumer wrote');
+  t.match(msg.props, {
+    routingKey: 'payment.succeeded',
+    exchange: h.names.exchange,
+    contentType: 'application/json',
+    messageId: row.event_id,
+    type: 'OrderPaymentSucceededEvent',
+    durable: true,
+  });
+  await waitFor(
+    'marked published',
+    async () => (await h.db.selectFrom('outbox').select('published_at').where('id', '=', row.id).executeTakeFirstOrThrow()).published_at,
+  );
+});
+
+t.test('NOTIFY wakes the relay long before its 60 s safety poll', async (t) => {
+  const h = await relayHarness(t);
+  const app = await h.startRelay({ OUTBOX_POLL_INTERVAL_MS: 60_000 });
+  await app.relay.idle();
+  const started = Date.now();
+  await h.insertRows(3);
+  await waitFor('three messages', () => h.received.length === 3, 10_000);
+  t.ok(Date.now() - started < 10_000, `published in ${Date.now() - started} ms`);
+  const metrics = (await app.health.inject({ url: '/metrics' })).body;
+  t.match(metrics, /outbox_drains_total\{trigger="notify"\} [1-9]/);
+  t.match(metrics, /outbox_poll_drains_with_rows_total 0/);
+});
+
+t.test('rows inserted without NOTIFY are published by the safety poll, and counted as missed wake-ups', async (t) => {
+  const h = await relayHarness(t);
+  await sql`ALTER TABLE outbox DISABLE TRIGGER outbox_notify`.execute(h.db);
+  const app = await h.startRelay({ OUTBOX_POLL_INTERVAL_MS: 300 });
+  await app.relay.idle();
+  await h.insertRows(5);
+  await waitFor('five messages', () => h.received.length === 5);
+  t.equal(await unpublishedCount(h.db), 0);
+  const metrics = (await app.health.inject({ url: '/metrics' })).body;
+  t.match(metrics, /outbox_poll_drains_with_rows_total [1-9]/);
+});
+
+t.test('rows written while the LISTEN connection was down are caught up on reconnect', async (t) => {
+  const h = await relayHarness(t);
+  const app = await h.startRelay({ OUTBOX_POLL_INTERVAL_MS: 60_000 });
+  await app.relay.idle();
+  await sql`ALTER TABLE outbox DISABLE TRIGGER outbox_notify`.execute(h.db);
+  await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+            WHERE datname = ${h.database.name} AND application_name = 'payment-outbox-relay-listener'`.execute(h.db);
+  await h.insertRows(4);
+  await waitFor('catch-up after reconnect', () => h.received.length === 4, 20_000);
+  const metrics = (await app.health.inject({ url: '/metrics' })).body;
+  t.match(metrics, /outbox_drains_total\{trigger="connect"\} [2-9]/, 'a catch-up drain ran after the reconnect');
+});
+
+t.test('a row the exchange cannot route is parked after N attempts while later rows keep flowing', async (t) => {
+  const h = await relayHarness(t);
+  const app = await h.startRelay({ OUTBOX_MAX_ATTEMPTS: 3, OUTBOX_POLL_INTERVAL_MS: 100 });
+  const [poison] = await h.insertRows(1, { routingKey: 'payment.nowhere' });
+  await h.insertRows(3);
+  await waitFor('good rows published', () => h.received.length === 3);
+  await waitFor('poison parked', async () => {
+    const row = await h.db.selectFrom('outbox').selectAll().where('id', '=', poison!.id).executeTakeFirstOrThrow();
+    return row.parked_at ? row : undefined;
+  });
+  const row = await h.db.selectFrom('outbox').selectAll().where('id', '=', poison!.id).executeTakeFirstOrThrow();
+  t.equal(row.attempts, 3);
+  t.equal(row.published_at, null);
+  t.match(row.last_error, /unroutable/);
+  await h.insertRows(2);
+  await waitFor('rows after the parking still flow', () => h.received.length === 5);
+  const metrics = (await app.health.inject({ url: '/metrics' })).body;
+  t.match(metrics, /outbox_parked_rows 1/);
+  t.match(metrics, /outbox_publish_failures_total\{kind="row"\} 3/);
+  t.match(metrics, /outbox_backlog_rows 0/);
+});
+
+t.test('probes and metrics of the relay', async (t) => {
+  const h = await relayHarness(t);
+  const app = await h.startRelay();
+  await h.insertRows(2);
+  await waitFor('published', () => h.received.length === 2);
+  const ready = await app.health.inject({ url: '/healthz/ready' });
+  t.same(ready.json(), { status: 'UP', checks: { database: 'UP', rabbitmq: 'UP' } });
+  const metrics = (await app.health.inject({ url: '/metrics' })).body;
+  for (const name of [
+    'outbox_backlog_rows',
+    'outbox_oldest_unpublished_age_seconds',
+    'outbox_parked_rows',
+    'outbox_published_total 2',
+    'outbox_publish_failures_total',
+    'outbox_commit_to_confirm_seconds_count 2',
+    'outbox_poll_drains_with_rows_total',
+  ]) {
+    t.match(metrics, name);
+  }
+});
+
+t.test('retention deletes only published outbox rows and inbox rows past their retention', async (t) => {
+  const h = await relayHarness(t);
+  const [oldPublished, newPublished, oldUnpublished] = await h.insertRows(3);
+  await sql`UPDATE outbox SET published_at = now() - interval '2 hours', created_at = now() - interval '2 hours' WHERE id = ${oldPublished!.id}`.execute(
+    h.db,
+  );
+  await sql`UPDATE outbox SET published_at = now() - interval '10 minutes' WHERE id = ${newPublished!.id}`.execute(h.db);
+  await sql`UPDATE outbox SET created_at = now() - interval '3 hours' WHERE id = ${oldUnpublished!.id}`.execute(h.db);
+  await sql`INSERT INTO inbox (event_id, order_id, outcome, processed_at) VALUES
+              ('old', 1, 'SUCCEEDED', now() - interval '40 days'), ('recent', 2, 'SUCCEEDED', now() - interval '29 days')`.execute(h.db);
+  const deleted = await sweepRetention(h.db, { outboxRetentionMs: 3_600_000, inboxRetentionMs: 30 * 86_400_000, batchSize: 1 });
+  t.same(deleted, { outbox: 1, inbox: 1 });
+  const left = await h.db.selectFrom('outbox').select('id').orderBy('id').execute();
+  t.same(
+    left.map((r) => r.id),
+    [newPublished!.id, oldUnpublished!.id],
+    'unpublished rows are never deleted, however old',
+  );
+  const inbox = await h.db.selectFrom('inbox').select('event_id').execute();
+  t.same(
+    inbox.map((r) => r.event_id),
+    ['recent'],
+  );
+});
