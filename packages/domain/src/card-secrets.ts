@@ -1,31 +1,18 @@
 /**
  * Card secrets (full card numbers, CVV/CVC) must never be stored, logged or dead-lettered
- * (PCI DSS; DESIGN §2, §3.5). Keys are compared case-insensitively, ignoring '_' and '-'.
+ * (PCI DSS; DESIGN §2, §3.5). Keys are compared case-insensitively, ignoring '_' and '-':
+ * exact names, plus any key containing one of the fragments (cardCvv, creditCardNumber, cardNo).
  */
-const SECRET_KEYS = new Set([
-  'cardnumber',
-  'pan',
-  'primaryaccountnumber',
-  'number',
-  'cvv',
-  'cvv2',
-  'cvc',
-  'cvc2',
-  'cid',
-  'securitycode',
-  'cardsecuritycode',
-  'cardverificationvalue',
-  'track1',
-  'track2',
-  'pin',
-]);
+const SECRET_KEYS = new Set(['pan', 'number', 'cid', 'pin', 'track1', 'track2', 'cardno', 'ccnum']);
+const SECRET_FRAGMENTS = ['cvv', 'cvc', 'cardnumber', 'cardnum', 'accountnumber', 'securitycode', 'verificationvalue', 'cardno'];
 
 function normaliseKey(key: string): string {
   return key.toLowerCase().replace(/[_-]/g, '');
 }
 
 export function isCardSecretKey(key: string): boolean {
-  return SECRET_KEYS.has(normaliseKey(key));
+  const k = normaliseKey(key);
+  return SECRET_KEYS.has(k) || SECRET_FRAGMENTS.some((f) => k.includes(f));
 }
 
 function luhnValid(digits: string): boolean {
@@ -43,8 +30,9 @@ function luhnValid(digits: string): boolean {
   return sum % 10 === 0;
 }
 
-// 13 to 19 digits, optionally grouped by single spaces or dashes, not inside a longer number.
-const CARD_LIKE = /(?<![\d])\d(?:[ -]?\d){12,18}(?![\d])/g;
+// 13 to 19 digits, optionally grouped by single spaces or dashes, standing alone: not part
+// of a longer word, number, hex string or UUID (no letter, digit, '_' or '-' on either side).
+const CARD_LIKE = /(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])/g;
 
 /** Replaces every card-number-like digit run (Luhn-valid, 13-19 digits) with a mask. */
 export function maskCardNumbers(text: string): string {
@@ -62,16 +50,22 @@ export interface StrippedSecrets<T> {
 }
 
 /**
- * Returns a deep copy without card-secret keys and with card-like strings masked.
+ * Returns a deep copy without card-secret keys and with card-like strings and numbers
+ * masked. Paths in `keepPaths` (identifiers that must stay exact) are copied unchanged.
  * The original is left untouched; the removed paths are reported for logs and metrics.
  */
-export function stripCardSecrets<T>(value: T): StrippedSecrets<T> {
+export function stripCardSecrets<T>(value: T, keepPaths: ReadonlySet<string> = new Set()): StrippedSecrets<T> {
   const removed: string[] = [];
   const walk = (node: unknown, path: string): unknown => {
+    if (keepPaths.has(path)) return node;
     if (typeof node === 'string') {
       const masked = maskCardNumbers(node);
       if (masked !== node) removed.push(path || '$');
       return masked;
+    }
+    if ((typeof node === 'number' || typeof node === 'bigint') && maskCardNumbers(String(node)) !== String(node)) {
+      removed.push(path || '$');
+      return '[REDACTED PAN]';
     }
     if (Array.isArray(node)) return node.map((item, i) => walk(item, `${path}[${i}]`));
     if (node !== null && typeof node === 'object') {

@@ -14,6 +14,9 @@ import {
 
 const checkEvent = TypeCompiler.Compile(OrderStockConfirmedEventSchema);
 
+/** Identifiers are validated, never masked: masking would change which event or buyer they name. */
+const IDENTIFIERS: ReadonlySet<string> = new Set(['eventId', 'orderId', 'buyerId']);
+
 /** Bodies above this size are dead-lettered unread: a real event is well under 2 KiB. */
 export const MAX_EVENT_BYTES = 64 * 1024;
 
@@ -63,7 +66,7 @@ export function decodeStockConfirmed(raw: Buffer): DecodedBody {
   } catch (err) {
     return { kind: 'poison', reason: `body is not valid JSON: ${(err as Error).message}`, scrubbed: undefined, removedSecrets: [] };
   }
-  const { value, removed } = stripCardSecrets(parsed);
+  const { value, removed } = stripCardSecrets(parsed, IDENTIFIERS);
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     return { kind: 'poison', reason: 'body is not a JSON object', scrubbed: value, removedSecrets: removed };
   }

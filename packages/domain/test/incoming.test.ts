@@ -50,6 +50,8 @@ t.test('poison bodies are recognised with a reason', async (t) => {
     ['fractional orderId', Buffer.from(stringifyJson(valid).replace(/"orderId":\d+/, '"orderId":1.5')), /orderId/],
     ['zero orderId', eventBody({ ...valid, orderId: 0 }), /orderId/],
     ['orderId beyond int64', Buffer.from(stringifyJson(valid).replace(/"orderId":\d+/, '"orderId":9223372036854775808')), /orderId/],
+    ['fraction that rounds to an integer', Buffer.from(stringifyJson(valid).replace(/"orderId":\d+/, '"orderId":4503599627370497.5')), /orderId/],
+    ['exponent orderId', Buffer.from(stringifyJson(valid).replace(/"orderId":\d+/, '"orderId":1e3')), /orderId/],
     ['float beyond 2^53', Buffer.from(stringifyJson(valid).replace(/"orderId":\d+/, '"orderId":9007199254740993.0')), /orderId/],
     ['numeric amount', eventBody({ ...valid, totalAmount: 49.99 }), /totalAmount/],
     ['missing eventId', eventBody({ ...valid, eventId: undefined }), /eventId/],
