@@ -8,3 +8,4 @@ export * from './queries/ledger.js';
 export * from './errors.js';
 export * from './queries/retention.js';
 export * from './queries/outbox-replay.js';
+export * from './queries/order-answers.js';

@@ -75,6 +75,14 @@ export const tables = {
     next_attempt_at: col('timestamptz', false, true),
     parked_at: col('timestamptz', true, false),
   },
+  order_answers: {
+    order_id: col('int8', false, false),
+    kind: col('varchar', false, false),
+    event_id: col('varchar', false, false),
+    failure_code: col('varchar', true, false),
+    failure_reason: col('text', true, false),
+    created_at: col('timestamptz', false, true),
+  },
   gateway_ledger: {
     idempotency_key: col('varchar', false, false),
     order_id: col('int8', false, false),

@@ -32,7 +32,7 @@ t.test('PaymentRepository against PostgreSQL', async (t) => {
   t.test('order id is unique: a second payment for an order is refused', async (t) => {
     const req = request();
     await repo.create(req);
-    await t.rejects(repo.create({ ...req, eventId: 'other' }), /payments_order_id_key/);
+    await t.rejects(repo.create({ ...req, eventId: 'other' }), /order_answers_pkey/);
     t.equal(await repo.claim({ ...req, eventId: 'other' }, 1000), undefined, 'claim reports the conflict instead');
   });
 

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { sql } from 'kysely';
-import { createDb, migrateToLatest, tables } from '@foodies/db';
+import { readdir } from 'node:fs/promises';
+import { createDb, MIGRATIONS_DIR, migrateToLatest, tables } from '@foodies/db';
 import { createTestDatabase } from '@foodies/testkit';
 
 t.test('Kysely table types match the migrated schema column by column', async (t) => {
@@ -36,14 +37,9 @@ t.test('migrations started by several pods at once apply exactly once', async (t
     .flatMap((r) => r.results ?? [])
     .filter((r) => r.status === 'Success')
     .map((r) => r.migrationName);
-  t.same(applied.sort(), [
-    '0001_payments',
-    '0002_payment_status_history',
-    '0003_inbox',
-    '0004_outbox',
-    '0005_gateway_ledger',
-    '0006_outbox_order_index',
-  ]);
+  const files = (await readdir(MIGRATIONS_DIR)).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, ''));
+  t.ok(files.length >= 7);
+  t.same(applied.sort(), files.sort(), 'every migration applied once, by exactly one runner');
   const again = await migrateToLatest(runners[0]!);
   t.same(again.results, [], 'a later run finds nothing to do');
 });

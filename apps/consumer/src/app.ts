@@ -110,7 +110,7 @@ export function buildConsumerApp(config: ConsumerConfig, logger: Logger, overrid
         try {
           const handled = await handler.handle(raw);
           if (handled.outcome === 'dead_lettered') {
-            await deadLetter(publisher!, dlq, msg, handled.body, handled.reason);
+            await deadLetter(rabbit!, publisher!, dlq, msg, handled.body, handled.reason);
             logger.warn({ reason: handled.reason, messageId: msg.messageId, dlq }, 'message dead-lettered');
           }
           metrics.messages.inc({ outcome: handled.outcome });
@@ -139,7 +139,7 @@ export function buildConsumerApp(config: ConsumerConfig, logger: Logger, overrid
     gateway,
     async start() {
       rabbit = createRabbit(config, logger, 'payment-consumer');
-      publisher = rabbit.createPublisher({ confirm: true, maxAttempts: 3, queues: [{ queue: dlq, durable: true }] });
+      publisher = rabbit.createPublisher({ confirm: true, maxAttempts: 3 });
       consumer = rabbit.createConsumer(
         {
           queue: config.RABBITMQ_CONSUME_QUEUE,

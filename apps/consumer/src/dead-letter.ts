@@ -1,5 +1,5 @@
 import { scrubRawText, stringifyJson } from '@foodies/domain';
-import type { AsyncMessage, Publisher } from 'rabbitmq-client';
+import type { AsyncMessage, Connection, Publisher } from 'rabbitmq-client';
 
 export const REJECTION_HEADER = 'x-rejection-reason';
 
@@ -15,8 +15,20 @@ export function deadLetterBody(raw: Buffer, scrubbed: unknown, removedSecrets: s
   return masked === text ? raw : Buffer.from(masked, 'utf8');
 }
 
-/** Publishes to the DLQ with publisher confirms; the caller acks the original only after. */
-export async function deadLetter(publisher: Publisher, dlq: string, msg: AsyncMessage, body: Buffer, reason: string): Promise<void> {
+/**
+ * Publishes to the DLQ with publisher confirms; the caller acks the original only after.
+ * The DLQ is declared first (idempotent, and dead-lettering is rare), so a queue deleted at
+ * run time is recreated instead of the copy being confirmed and silently dropped.
+ */
+export async function deadLetter(
+  rabbit: Connection,
+  publisher: Publisher,
+  dlq: string,
+  msg: AsyncMessage,
+  body: Buffer,
+  reason: string,
+): Promise<void> {
+  await rabbit.queueDeclare({ queue: dlq, durable: true });
   await publisher.send(
     {
       exchange: '',

@@ -1,7 +1,15 @@
-import { findPaymentByOrderId, isEventInInbox, type Db } from '@foodies/db';
-import { decodeStockConfirmed, isInFlight, toPaymentRequest, type PaymentRecord, type StockConfirmedEvent } from '@foodies/domain';
+import { findOrderRejection, findPaymentByOrderId, insertOrderRejection, isEventInInbox, type Db } from '@foodies/db';
+import {
+  decodeStockConfirmed,
+  isInFlight,
+  toPaymentRequest,
+  type PaymentFailureCode,
+  type PaymentRecord,
+  type StockConfirmedEvent,
+} from '@foodies/domain';
 import type { Logger } from '@foodies/platform';
 import { InvalidPaymentDataError, PaymentInFlightError, type PaymentService } from '@foodies/payments';
+import { TransientError } from '@foodies/platform';
 import { eventForRecord, eventForResult, failedEvent, recordAnswer } from './answers.js';
 import { deadLetterBody } from './dead-letter.js';
 
@@ -9,6 +17,8 @@ export type Handled =
   /** Cannot be processed: dead-letter `body` with `reason`, then ack. */
   | { outcome: 'dead_lettered'; reason: string; body: Buffer }
   | { outcome: 'succeeded' | 'failed' | 'rejected' | 'republished' | 'duplicate'; orderId: bigint; eventId: string };
+
+type Answered = Exclude<Handled['outcome'], 'dead_lettered'>;
 
 export interface HandlerDeps {
   db: Db;
@@ -21,6 +31,10 @@ export interface HandlerDeps {
  * Turns one stock-confirmed delivery into its committed answer. Resolving means "ack now":
  * the answer (or the dead-letter decision) is durable. Throwing means "not done": the
  * caller keeps the message unacked and retries; nothing here acks early.
+ *
+ * Each order has one answer, chosen once in order_answers: a payment (charged or declined)
+ * or a rejection (failed business validation). Every later event for the order gets that
+ * same answer re-published; a rejected order is never charged, a paid one never rejected.
  */
 export class StockConfirmedHandler {
   private readonly clock: () => Date;
@@ -39,54 +53,75 @@ export class StockConfirmedHandler {
     if (decoded.removedSecrets.length > 0) {
       log.warn({ fields: decoded.removedSecrets }, 'card secrets removed from incoming event before processing');
     }
+    const outcome = await this.process(event, log);
+    return { outcome, orderId: event.orderId, eventId: event.eventId };
+  }
+
+  private async process(event: StockConfirmedEvent, log: Logger): Promise<Answered> {
+    if (await isEventInInbox(this.deps.db, event.eventId)) {
+      log.info('event already answered; acknowledging without effect');
+      return 'duplicate';
+    }
+    const check = toPaymentRequest(event);
+    if (!check.ok) return this.reject(event, check.code, check.reason, log);
+
+    let result;
     try {
-      return await this.process(event, log);
+      result = await this.deps.service.processPayment(check.request, (tx, res) =>
+        recordAnswer(tx, event.eventId, res.kind === 'Success' ? 'SUCCEEDED' : 'FAILED', eventForResult(event.orderId, res)),
+      );
     } catch (err) {
-      // Refused at claim time, before any charge: these values can never be stored, so
-      // retrying would loop forever. Dead-letter like any other poison.
-      if (!(err instanceof InvalidPaymentDataError)) throw err;
-      return { outcome: 'dead_lettered', reason: err.message, body: deadLetterBody(raw, decoded.scrubbed, decoded.removedSecrets) };
+      // Refused at claim time, before any charge: these values can never be stored, so the
+      // order is answered like any other invalid event instead of being retried forever.
+      if (err instanceof InvalidPaymentDataError) return this.reject(event, 'UNKNOWN', err.message, log);
+      throw err;
+    }
+    switch (result.kind) {
+      case 'AlreadyProcessed':
+        return this.republishPayment(event, result.paymentRecord, log);
+      case 'AlreadyRejected':
+        return this.republishRejection(event, result.code, result.reason, log);
+      case 'Success':
+        log.info({ paymentId: result.paymentId.toString() }, 'payment succeeded');
+        return 'succeeded';
+      case 'Failed':
+        log.warn({ failureCode: result.code, reason: result.reason }, 'payment failed');
+        return 'failed';
     }
   }
 
-  private async process(event: StockConfirmedEvent, log: Logger): Promise<Handled> {
-    const done = (outcome: Exclude<Handled['outcome'], 'dead_lettered'>): Handled => ({
-      outcome,
-      orderId: event.orderId,
-      eventId: event.eventId,
+  /** Answers an invalid event with a failed event, unless the order already has an answer. */
+  private async reject(event: StockConfirmedEvent, code: PaymentFailureCode, reason: string, log: Logger): Promise<Answered> {
+    const answered = await this.deps.db.transaction().execute(async (tx) => {
+      if (!(await insertOrderRejection(tx, { orderId: event.orderId, eventId: event.eventId, code, reason }))) return false;
+      await recordAnswer(tx, event.eventId, 'REJECTED', failedEvent(event.orderId, reason, code, this.clock()), reason);
+      return true;
     });
-    if (await isEventInInbox(this.deps.db, event.eventId)) {
-      log.info('event already answered; acknowledging without effect');
-      return done('duplicate');
+    if (answered) {
+      log.warn({ failureCode: code, reason }, 'event rejected by business validation; answered with a failed event');
+      return 'rejected';
     }
-
-    const check = toPaymentRequest(event);
-    if (!check.ok) {
-      const existing = await findPaymentByOrderId(this.deps.db, event.orderId);
-      if (existing) return this.answerExisting(event, existing, log);
-      await this.deps.db
-        .transaction()
-        .execute((tx) =>
-          recordAnswer(tx, event.eventId, 'REJECTED', failedEvent(event.orderId, check.reason, check.code, this.clock()), check.reason),
-        );
-      log.warn({ failureCode: check.code, reason: check.reason }, 'event rejected by business validation; answered with a failed event');
-      return done('rejected');
-    }
-
-    const result = await this.deps.service.processPayment(check.request, (tx, res) =>
-      recordAnswer(tx, event.eventId, res.kind === 'Success' ? 'SUCCEEDED' : 'FAILED', eventForResult(event.orderId, res)),
-    );
-    if (result.kind === 'AlreadyProcessed') return this.answerExisting(event, result.paymentRecord, log);
-    if (result.kind === 'Success') log.info({ paymentId: result.paymentId.toString() }, 'payment succeeded');
-    else log.warn({ failureCode: result.code, reason: result.reason }, 'payment failed');
-    return done(result.kind === 'Success' ? 'succeeded' : 'failed');
+    const payment = await findPaymentByOrderId(this.deps.db, event.orderId);
+    if (payment) return this.republishPayment(event, payment, log);
+    const rejection = await findOrderRejection(this.deps.db, event.orderId);
+    if (rejection) return this.republishRejection(event, rejection.code, rejection.reason, log);
+    throw new TransientError('ORDER_ANSWER_RACE', `answer of order ${event.orderId} not found after a conflicting rejection`);
   }
 
   /** A new event for an order that already has a payment: publish its recorded outcome again. */
-  private async answerExisting(event: StockConfirmedEvent, record: PaymentRecord, log: Logger): Promise<Handled> {
+  private async republishPayment(event: StockConfirmedEvent, record: PaymentRecord, log: Logger): Promise<Answered> {
     if (isInFlight(record.status)) throw new PaymentInFlightError(event.orderId);
     await this.deps.db.transaction().execute((tx) => recordAnswer(tx, event.eventId, 'REPUBLISHED', eventForRecord(record, this.clock())));
     log.info({ paymentId: record.id.toString(), status: record.status }, 'order already answered; recorded outcome re-published');
-    return { outcome: 'republished', orderId: event.orderId, eventId: event.eventId };
+    return 'republished';
+  }
+
+  /** A new event for an order answered by a rejection: the same failure again, nothing charged. */
+  private async republishRejection(event: StockConfirmedEvent, code: PaymentFailureCode, reason: string, log: Logger): Promise<Answered> {
+    await this.deps.db
+      .transaction()
+      .execute((tx) => recordAnswer(tx, event.eventId, 'REPUBLISHED', failedEvent(event.orderId, reason, code, this.clock()), reason));
+    log.info({ failureCode: code }, 'order already rejected; rejection re-published');
+    return 'republished';
   }
 }

@@ -44,6 +44,6 @@ t.test('the process stops with one line naming the bad variable', async (t) => {
   t.equal(result.stdout, '');
   t.equal(
     result.stderr,
-    "payment-consumer: invalid configuration: RABBITMQ_PORT: must be a TCP port (1-65535) for RabbitMQ; got 'not-a-port'\n",
+    "payment-consumer: invalid configuration: RABBITMQ_PORT: must be a TCP port (0-65535, 0 picks a free one) for RabbitMQ; got 'not-a-port'\n",
   );
 });

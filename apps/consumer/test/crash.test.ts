@@ -11,13 +11,17 @@ const fixture = fileURLToPath(new URL('./fixtures/crash-after-charge.ts', import
 t.test('a consumer killed between charge and commit: the redelivery finishes the payment with one charge', async (t) => {
   const h = await harness(t);
   const leaseMs = 1500;
-  const config = testConsumerConfig(h.database, h.names, { PAYMENT_LEASE_MS: leaseMs });
+  // A short lease keeps the test fast; the gateway settings keep it longer than a whole charge.
+  const gateway = { GATEWAY_TIMEOUT_MS: 200, GATEWAY_MAX_ATTEMPTS: 2 };
+  const config = testConsumerConfig(h.database, h.names, { PAYMENT_LEASE_MS: leaseMs, ...gateway });
   const child = spawn(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', fixture], {
     env: { ...process.env, CRASH_TEST_CONFIG: JSON.stringify(config) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   t.teardown(() => child.kill('SIGKILL'));
-  await waitFor('crash fixture ready', () => new Promise<boolean>((resolve) => child.stdout.once('data', () => resolve(true))), 30_000);
+  let stdout = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  await waitFor('crash fixture ready', () => /^ready$/m.test(stdout), 30_000);
 
   const event = stockConfirmedEvent();
   const orderId = event.orderId as bigint;
@@ -28,7 +32,7 @@ t.test('a consumer killed between charge and commit: the redelivery finishes the
   t.equal((await findPaymentByOrderId(h.db, orderId))?.status, 'PENDING', 'left in flight');
   t.equal(await countRows(h.db, 'outbox', orderId), 0, 'no answer committed');
 
-  await h.startConsumer({ PAYMENT_LEASE_MS: leaseMs });
+  await h.startConsumer({ PAYMENT_LEASE_MS: leaseMs, ...gateway });
   await waitFor('answer after takeover', async () => (await countRows(h.db, 'outbox', orderId)) === 1, 20_000);
   const payment = await findPaymentByOrderId(h.db, orderId);
   t.equal(payment?.status, 'SUCCEEDED');

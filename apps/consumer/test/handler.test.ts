@@ -4,6 +4,7 @@ import { Value } from '@sinclair/typebox/value';
 import { countLedgerCharges, findPaymentByOrderId, type Db } from '@foodies/db';
 import { OrderPaymentFailedEventSchema, OrderPaymentSucceededEventSchema, parseJsonExact, stringifyJson } from '@foodies/domain';
 import { PaymentService, PgLedgerStore, PgPaymentRepository, SimulatedPaymentGateway } from '@foodies/payments';
+import { TransientError } from '@foodies/platform';
 import { captureLogger, createTestDatabase, eventBody, stockConfirmedEvent } from '@foodies/testkit';
 import { StockConfirmedHandler } from '../src/handler.js';
 import { countRows, dumpAllTables, outboxRows } from './helpers.js';
@@ -153,23 +154,67 @@ t.test('OrderStockConfirmedEventHandler with PostgreSQL', async (t) => {
     t.match(await handler.handle(eventBody(event)), { outcome: 'succeeded' });
     const stored = await dumpAllTables(db);
     t.notMatch(stored, /4111111111111111|5555555555554444/);
-    t.notMatch(stored, /737/);
+    t.notMatch(stored, /(^|[(,"])737([,)"]|$)/m, 'no column holds the CVV');
     const logs = lines.join('\n');
     t.notMatch(logs, /4111111111111111|5555555555554444|"737"/);
     t.notMatch(logs, /John Doe/, 'holder names are not logged either');
     t.match(logs, /card secrets removed/, 'the removal itself is logged, by path');
   });
 
-  t.test('values the database refuses at claim time are dead-lettered, not retried forever, and nothing is charged', async (t) => {
+  t.test('values the database refuses at claim time are answered as rejected, not retried forever, and nothing is charged', async (t) => {
     const { handler } = handlerFor(db);
     await sql`ALTER TABLE payments ADD CONSTRAINT test_refuses_buyer CHECK (buyer_id <> 'refused-buyer')`.execute(db);
     t.teardown(() => sql`ALTER TABLE payments DROP CONSTRAINT test_refuses_buyer`.execute(db));
     const event = stockConfirmedEvent({ buyerId: 'refused-buyer' });
-    const handled = await handler.handle(eventBody(event));
-    t.equal(handled.outcome, 'dead_lettered');
-    if (handled.outcome === 'dead_lettered') t.match(handled.reason, /database rejected the payment data \(SQLSTATE 23514\)/);
-    t.equal(await countLedgerCharges(db, event.orderId as bigint), 0);
-    t.equal(await countRows(db, 'outbox', event.orderId as bigint), 0);
+    const orderId = event.orderId as bigint;
+    t.match(await handler.handle(eventBody(event)), { outcome: 'rejected' });
+    const [row] = await outboxRows(db, orderId);
+    t.match(parseJsonExact(row!.payload), {
+      failureCode: 'UNKNOWN',
+      failureReason: /database rejected the payment data \(SQLSTATE 23514\)/,
+    });
+    t.equal(await countLedgerCharges(db, orderId), 0);
+    t.equal(await countRows(db, 'payments', orderId), 0);
+  });
+
+  t.test('a rejected order is never charged later: a valid event for it gets the same rejection', async (t) => {
+    const { handler } = handlerFor(db);
+    const invalid = stockConfirmedEvent({ currency: 'XYZ' });
+    const orderId = invalid.orderId as bigint;
+    t.match(await handler.handle(eventBody(invalid)), { outcome: 'rejected' });
+    t.match(await handler.handle(eventBody({ ...invalid, eventId: 'evt-fixed', currency: 'USD' })), { outcome: 'republished' });
+    const rows = await outboxRows(db, orderId);
+    t.same(
+      rows.map((r) => (parseJsonExact(r.payload) as Record<string, unknown>).failureReason),
+      ["unsupported currency 'XYZ': not an ISO 4217 currency code", "unsupported currency 'XYZ': not an ISO 4217 currency code"],
+    );
+    t.equal(await countLedgerCharges(db, orderId), 0);
+    t.equal(await countRows(db, 'payments', orderId), 0);
+  });
+
+  t.test('a valid and an invalid event for one order at once: one answer for the order, whichever wins', async (t) => {
+    for (let round = 0; round < 5; round++) {
+      const { handler } = handlerFor(db);
+      const valid = stockConfirmedEvent();
+      const orderId = valid.orderId as bigint;
+      const invalid = { ...valid, eventId: `evt-invalid-${round}`, totalAmount: '0' };
+      // The loser of the race finds the winner in flight and retries, as the consumer loop would.
+      const handleRetrying = async (body: Buffer) => {
+        for (;;) {
+          try {
+            return await handler.handle(body);
+          } catch (err) {
+            if (!(err instanceof TransientError)) throw err;
+            await new Promise((r) => setTimeout(r, 20));
+          }
+        }
+      };
+      await Promise.all([handleRetrying(eventBody(valid)), handleRetrying(eventBody(invalid))]);
+      const types = new Set((await outboxRows(db, orderId)).map((r) => r.event_type));
+      t.equal(types.size, 1, `round ${round}: ${[...types].join(', ')}`);
+      t.equal(await countRows(db, 'outbox', orderId), 2, 'both events answered');
+      t.ok((await countLedgerCharges(db, orderId)) <= 1);
+    }
   });
 
   t.test('poison bodies are not processed and keep their bytes for the dead-letter queue', async (t) => {

@@ -9,7 +9,7 @@ const main = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 
 t.test('the consumer process serves its probes and exits 0 on SIGTERM', async (t) => {
   const h = await harness(t);
-  const config = testConsumerConfig(h.database, h.names, { CONSUMER_HEALTH_PORT: 18000 + Math.floor(Math.random() * 2000) });
+  const config = testConsumerConfig(h.database, h.names, { CONSUMER_HEALTH_PORT: 0 });
   const env = Object.fromEntries(Object.entries(config).map(([k, v]) => [k, String(v)]));
   const child = spawn(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', main], {
     env: { ...process.env, ...env },
@@ -21,7 +21,9 @@ t.test('the consumer process serves its probes and exits 0 on SIGTERM', async (t
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
 
   await waitFor('consuming', () => output.includes('"msg":"consuming"'), 30_000);
-  const ready = await fetch(`http://127.0.0.1:${config.CONSUMER_HEALTH_PORT}/healthz/ready`);
+  const address = /"address":"(http:\/\/[^"]+)"/.exec(output)?.[1];
+  t.ok(address, 'the listening address is logged');
+  const ready = await fetch(`${address}/healthz/ready`);
   t.equal(ready.status, 200);
   t.same(await ready.json(), { status: 'UP', checks: { database: 'UP', rabbitmq: 'UP' } });
 

@@ -17,7 +17,8 @@ async function main(): Promise<void> {
   const logger = createLogger({ name: 'payment-outbox-relay', level: config.LOG_LEVEL });
   const app = buildRelayApp(config, logger);
   closeOnSignals(logger, config.SHUTDOWN_TIMEOUT_MS, () => app.close());
-  await app.health.listen({ host: config.HOST, port: config.RELAY_HEALTH_PORT });
+  const address = await app.health.listen({ host: config.HOST, port: config.RELAY_HEALTH_PORT });
+  logger.info({ address }, 'health and metrics listening');
   await app.start();
 }
 

@@ -10,7 +10,11 @@ import { relayHarness } from './helpers.js';
 const cli = fileURLToPath(new URL('../src/replay-cli.ts', import.meta.url));
 
 async function states(db: Db) {
-  const rows = await db.selectFrom('outbox').select(['id', 'published_at', 'parked_at', 'attempts', 'next_attempt_at']).orderBy('id').execute();
+  const rows = await db
+    .selectFrom('outbox')
+    .select(['id', 'published_at', 'parked_at', 'attempts', 'next_attempt_at'])
+    .orderBy('id')
+    .execute();
   return rows.map((r) => ({ id: r.id, published: r.published_at !== null, parked: r.parked_at !== null, attempts: r.attempts }));
 }
 
@@ -24,8 +28,12 @@ t.test('replay against a table of pending, stuck, parked and published rows', as
   const h = await relayHarness(t);
   const [published, parkedA, parkedB, stuck, fresh] = await h.insertRows(5);
   await sql`UPDATE outbox SET published_at = now(), attempts = 1 WHERE id = ${published!.id}`.execute(h.db);
-  await sql`UPDATE outbox SET parked_at = now(), attempts = 10, last_error = 'unroutable' WHERE id IN (${parkedA!.id}, ${parkedB!.id})`.execute(h.db);
-  await sql`UPDATE outbox SET created_at = now() - interval '2 hours', attempts = 4, next_attempt_at = now() + interval '1 hour' WHERE id = ${stuck!.id}`.execute(h.db);
+  await sql`UPDATE outbox SET parked_at = now(), attempts = 10, last_error = 'unroutable' WHERE id IN (${parkedA!.id}, ${parkedB!.id})`.execute(
+    h.db,
+  );
+  await sql`UPDATE outbox SET created_at = now() - interval '2 hours', attempts = 4, next_attempt_at = now() + interval '1 hour' WHERE id = ${stuck!.id}`.execute(
+    h.db,
+  );
   const initial = await states(h.db);
 
   t.test('listing shows counts, ages and the stuck and parked rows', async (t) => {
@@ -34,7 +42,10 @@ t.test('replay against a table of pending, stuck, parked and published rows', as
     t.match(c.out[0], /^stuck: 1 unpublished row\(s\) older than 1h 0m, oldest 2h 0m$/);
     t.match(c.out[1], /^parked: 2 row\(s\), oldest \d+s$/);
     const listed = c.out.slice(3).map((l) => l.trim().split(/\s+/)[0]);
-    t.same(listed, [parkedA, parkedB, stuck].map((r) => String(r!.id)));
+    t.same(
+      listed,
+      [parkedA, parkedB, stuck].map((r) => String(r!.id)),
+    );
     t.same(await states(h.db), initial, 'listing changes nothing');
   });
 
@@ -51,8 +62,14 @@ t.test('replay against a table of pending, stuck, parked and published rows', as
     t.match(c.out.join('\n'), /not found: 999999/);
     t.match(c.out.at(-1), new RegExp(`^re-queued 1 row\\(s\\) \\(ids ${published!.id}, 999999\\): ${published!.id}$`));
     const after = await states(h.db);
-    t.same(after.find((r) => r.id === published!.id), { id: published!.id, published: false, parked: false, attempts: 0 });
-    t.same(after.filter((r) => r.id !== published!.id), initial.filter((r) => r.id !== published!.id));
+    t.same(
+      after.find((r) => r.id === published!.id),
+      { id: published!.id, published: false, parked: false, attempts: 0 },
+    );
+    t.same(
+      after.filter((r) => r.id !== published!.id),
+      initial.filter((r) => r.id !== published!.id),
+    );
   });
 
   t.test('re-queue by age takes unpublished rows older than the age only', async (t) => {
@@ -63,7 +80,10 @@ t.test('replay against a table of pending, stuck, parked and published rows', as
     const row = await h.db.selectFrom('outbox').selectAll().where('id', '=', stuck!.id).executeTakeFirstOrThrow();
     t.equal(row.attempts, 0);
     t.ok(row.next_attempt_at.getTime() <= Date.now() + 1000, 'due now');
-    t.same((await states(h.db)).filter((r) => r.id !== stuck!.id), before.filter((r) => r.id !== stuck!.id));
+    t.same(
+      (await states(h.db)).filter((r) => r.id !== stuck!.id),
+      before.filter((r) => r.id !== stuck!.id),
+    );
   });
 
   t.test('re-queue all parked, in batches with progress', async (t) => {
@@ -72,10 +92,26 @@ t.test('replay against a table of pending, stuck, parked and published rows', as
     t.match(c.out.at(-1), new RegExp(`^re-queued 2 row\\(s\\) \\(all parked rows\\): ${parkedA!.id}, ${parkedB!.id}$`));
     t.ok(c.progress.length >= 1, 'progress lines for a long run');
     const after = await states(h.db);
-    t.ok(after.every((r) => !r.parked), 'nothing parked any more');
-    t.same(after.find((r) => r.id === fresh!.id), initial.find((r) => r.id === fresh!.id), 'other rows untouched');
-    const events = await h.db.selectFrom('outbox').select(['id', 'event_id']).where('id', 'in', [parkedA!.id, parkedB!.id]).orderBy('id').execute();
-    t.same(events.map((e) => e.event_id), [parkedA!.eventId, parkedB!.eventId], 'event ids kept so consumers can dedupe');
+    t.ok(
+      after.every((r) => !r.parked),
+      'nothing parked any more',
+    );
+    t.same(
+      after.find((r) => r.id === fresh!.id),
+      initial.find((r) => r.id === fresh!.id),
+      'other rows untouched',
+    );
+    const events = await h.db
+      .selectFrom('outbox')
+      .select(['id', 'event_id'])
+      .where('id', 'in', [parkedA!.id, parkedB!.id])
+      .orderBy('id')
+      .execute();
+    t.same(
+      events.map((e) => e.event_id),
+      [parkedA!.eventId, parkedB!.eventId],
+      'event ids kept so consumers can dedupe',
+    );
   });
 });
 
@@ -83,7 +119,12 @@ t.test('arguments: each mistake is a clear error', async (t) => {
   t.same(parseReplayArgs([]), { kind: 'list', olderThanMs: 60_000, limit: 50 });
   t.same(parseReplayArgs(['--older-than', '15m', '--limit', '5']), { kind: 'list', olderThanMs: 900_000, limit: 5 });
   t.same(parseReplayArgs(['--ids', '1,22', '--dry-run']), { kind: 'requeue', selection: { ids: [1n, 22n] }, dryRun: true, batch: 500 });
-  t.same(parseReplayArgs(['--requeue-older-than', '2h']), { kind: 'requeue', selection: { olderThanMs: 7_200_000 }, dryRun: false, batch: 500 });
+  t.same(parseReplayArgs(['--requeue-older-than', '2h']), {
+    kind: 'requeue',
+    selection: { olderThanMs: 7_200_000 },
+    dryRun: false,
+    batch: 500,
+  });
   t.same(parseReplayArgs(['--all-parked', '--batch', '10']), { kind: 'requeue', selection: { allParked: true }, dryRun: false, batch: 10 });
   const bad: Array<[string[], RegExp]> = [
     [['--ids', '1,x'], /--ids: '1,x' is not a comma-separated list/],
@@ -97,11 +138,13 @@ t.test('arguments: each mistake is a clear error', async (t) => {
 });
 
 t.test('the CLI exits 2 on bad arguments and explains the options with --help', async (t) => {
-  const run = (args: string[]) => spawnSync(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', cli, ...args], { encoding: 'utf8', timeout: 30_000 });
+  const run = (args: string[]) =>
+    spawnSync(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', cli, ...args], { encoding: 'utf8', timeout: 30_000 });
   const bad = run(['--ids', 'abc']);
   t.equal(bad.status, 2);
   t.match(bad.stderr, /^outbox:replay: --ids: 'abc' is not a comma-separated list of outbox ids\nRun with --help/);
   const help = run(['--help']);
   t.equal(help.status, 0);
-  for (const option of ['--ids', '--requeue-older-than', '--all-parked', '--older-than', '--limit', '--batch', '--dry-run', 'Examples:']) t.match(help.stdout, option);
+  for (const option of ['--ids', '--requeue-older-than', '--all-parked', '--older-than', '--limit', '--batch', '--dry-run', 'Examples:'])
+    t.match(help.stdout, option);
 });

@@ -58,29 +58,54 @@ function paymentValues(request: ProcessPaymentRequest, status: PaymentStatus) {
   };
 }
 
-/** Inserts a payment; a second payment for the same order violates payments.order_id UNIQUE. */
+/**
+ * Inserts the order's answer (kind PAYMENT) and its payment in one statement, so a payment
+ * exists only where order_answers names it. `onConflict: 'skip'` returns undefined when the
+ * order already has an answer (payment or rejection); 'fail' raises the unique violation.
+ */
+async function insertAnsweredPayment(
+  db: Executor,
+  request: ProcessPaymentRequest,
+  status: PaymentStatus,
+  leaseMs: number | null,
+  onConflict: 'skip' | 'fail',
+): Promise<PaymentRecord | undefined> {
+  const v = paymentValues(request, status);
+  const lease = leaseMs === null ? sql`NULL::timestamptz` : sql`now() + ${leaseMs} * interval '1 millisecond'`;
+  const { rows } = await sql<PaymentRow>`
+    WITH answer AS (
+      INSERT INTO order_answers (order_id, kind, event_id) VALUES (${v.order_id}::int8, 'PAYMENT', ${v.source_event_id}::varchar)
+      ${onConflict === 'skip' ? sql`ON CONFLICT (order_id) DO NOTHING` : sql``}
+      RETURNING order_id
+    )
+    INSERT INTO payments (order_id, buyer_id, amount, currency, status, payment_method_type, card_last_four, card_brand,
+                          card_holder_name, expiration_month, expiration_year, source_event_id, lease_expires_at)
+    SELECT order_id, ${v.buyer_id}::varchar, ${v.amount}::numeric, ${v.currency}::varchar, ${v.status}::varchar,
+           ${v.payment_method_type}::varchar, ${v.card_last_four}::varchar, ${v.card_brand}::varchar,
+           ${v.card_holder_name}::varchar, ${v.expiration_month}::int4, ${v.expiration_year}::int4,
+           ${v.source_event_id}::varchar, ${lease}
+    FROM answer
+    RETURNING *`.execute(db);
+  return rows[0] && toPaymentRecord(rows[0]);
+}
+
+/** Inserts a payment; a second answer for the same order violates order_answers' primary key. */
 export async function insertPayment(
   db: Executor,
   request: ProcessPaymentRequest,
   status: PaymentStatus = 'PENDING',
 ): Promise<PaymentRecord> {
-  const row = await db.insertInto('payments').values(paymentValues(request, status)).returningAll().executeTakeFirstOrThrow();
-  return toPaymentRecord(row);
+  return (await insertAnsweredPayment(db, request, status, null, 'fail'))!;
 }
 
 /**
  * Claims an order for charging: inserts the PENDING row with a lease, or returns undefined
- * when the order already has a payment (the caller reads it). The UNIQUE order_id makes
- * this the single point where concurrent consumers race; exactly one wins.
+ * when the order already has an answer (the caller reads it). The primary key of
+ * order_answers (and payments' UNIQUE order_id) makes this the single point where
+ * concurrent consumers race; exactly one wins.
  */
 export async function claimPayment(db: Executor, request: ProcessPaymentRequest, leaseMs: number): Promise<PaymentRecord | undefined> {
-  const row = await db
-    .insertInto('payments')
-    .values({ ...paymentValues(request, 'PENDING'), lease_expires_at: sql<Date>`now() + ${leaseMs} * interval '1 millisecond'` })
-    .onConflict((oc) => oc.column('order_id').doNothing())
-    .returningAll()
-    .executeTakeFirst();
-  return row && toPaymentRecord(row);
+  return insertAnsweredPayment(db, request, 'PENDING', leaseMs, 'skip');
 }
 
 /**

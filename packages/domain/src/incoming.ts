@@ -51,15 +51,6 @@ export function decodeStockConfirmed(raw: Buffer): DecodedBody {
     };
   }
   const text = raw.toString('utf8');
-  // PostgreSQL text cannot hold NUL; such a body could never be stored, only retried forever.
-  if (/\\u0000/i.test(text)) {
-    return {
-      kind: 'poison',
-      reason: 'body contains a NUL character (\\u0000), which cannot be stored',
-      scrubbed: undefined,
-      removedSecrets: [],
-    };
-  }
   let parsed: unknown;
   try {
     parsed = parseJsonExact(text);
@@ -74,6 +65,10 @@ export function decodeStockConfirmed(raw: Buffer): DecodedBody {
   if (firstError) {
     const path = firstError.path.slice(1).replace(/\//g, '.') || 'body';
     return { kind: 'poison', reason: `invalid ${path}: ${firstError.message}`, scrubbed: value, removedSecrets: removed };
+  }
+  // PostgreSQL text cannot hold NUL: an event id with one could never be recorded as answered.
+  if ((value as { eventId: string }).eventId.includes('\u0000')) {
+    return { kind: 'poison', reason: 'invalid eventId: contains a NUL character', scrubbed: value, removedSecrets: removed };
   }
   const wire = value as unknown as Record<string, unknown> & { paymentMethod: Record<string, unknown> };
   const pm = wire.paymentMethod;
@@ -103,6 +98,15 @@ export type RequestCheck = { ok: true; request: ProcessPaymentRequest } | { ok: 
  * answered with a failed event carrying one of these precise reasons, never dead-lettered.
  */
 export function toPaymentRequest(event: StockConfirmedEvent): RequestCheck {
+  const stored = {
+    buyerId: event.buyerId,
+    currency: event.currency,
+    totalAmount: event.totalAmount,
+    cardHolderName: event.paymentMethod.cardHolderName,
+  };
+  for (const [field, text] of Object.entries(stored)) {
+    if (text?.includes('\u0000')) return { ok: false, code: 'UNKNOWN', reason: `${field} contains a NUL character` };
+  }
   const amount = checkAmount(event.totalAmount, event.currency);
   if (!amount.ok) return { ok: false, code: 'UNKNOWN', reason: amount.reason };
   const pm = event.paymentMethod;

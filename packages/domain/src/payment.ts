@@ -82,7 +82,9 @@ export interface ProcessPaymentRequest {
 export type PaymentResult =
   | { kind: 'Success'; paymentId: bigint; transactionId: string; processedAt: Date; amount: string; currency: string }
   | { kind: 'Failed'; paymentId: bigint | null; reason: string; code: PaymentFailureCode; occurredAt: Date }
-  | { kind: 'AlreadyProcessed'; paymentRecord: PaymentRecord };
+  | { kind: 'AlreadyProcessed'; paymentRecord: PaymentRecord }
+  /** The order was answered by a rejection (failed business validation): never charge it. */
+  | { kind: 'AlreadyRejected'; orderId: bigint; code: PaymentFailureCode; reason: string };
 
 /** The gateway idempotency key of an order: one order, one key, at most one charge. */
 export function idempotencyKeyForOrder(orderId: bigint): string {

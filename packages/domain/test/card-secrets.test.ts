@@ -38,13 +38,23 @@ t.test('instants print like kotlinx Instant', async (t) => {
 });
 
 t.test('identifiers that merely contain digit runs are not mistaken for cards', async (t) => {
-  for (const id of ['d1d38764-7606-4977-8a4f-41a7b3c2e7d1', '12345678-1234-1234-1234-123456789012', 'user_4242424242424242', 'txn-4000056655665556']) {
+  for (const id of [
+    'd1d38764-7606-4977-8a4f-41a7b3c2e7d1',
+    '12345678-1234-1234-1234-123456789012',
+    'user_4242424242424242',
+    'txn-4000056655665556',
+  ]) {
     t.equal(maskCardNumbers(id), id, id);
   }
 });
 
 t.test('secret keys are matched by fragment, and numeric card numbers are masked too', async (t) => {
-  const { value, removed } = stripCardSecrets({ cardCvv: '737', creditCardNumber: '1234', cardNo: 4111111111111111, nested: { n: 4111111111111111n } });
+  const { value, removed } = stripCardSecrets({
+    cardCvv: '737',
+    creditCardNumber: '1234',
+    cardNo: 4111111111111111,
+    nested: { n: 4111111111111111n },
+  });
   t.same(value, { nested: { n: '[REDACTED PAN]' } });
   t.same(removed.sort(), ['cardCvv', 'cardNo', 'creditCardNumber', 'nested.n']);
 });

@@ -1,5 +1,6 @@
 import {
   claimPayment,
+  findOrderRejection,
   findPaymentById,
   findPaymentByOrderId,
   findPaymentsByBuyerId,
@@ -9,6 +10,7 @@ import {
   takeOverExpiredPayment,
   updatePaymentStatus,
   type Db,
+  type OrderRejection,
   type StatusChange,
 } from '@foodies/db';
 import type { PaymentRecord, PaymentStatus, ProcessPaymentRequest } from '@foodies/domain';
@@ -36,6 +38,8 @@ export interface PaymentRepository {
   findById(id: bigint): Promise<PaymentRecord | undefined>;
   findByOrderId(orderId: bigint): Promise<PaymentRecord | undefined>;
   findByBuyerId(buyerId: string, limit?: number, offset?: number): Promise<PaymentRecord[]>;
+  /** The rejection that answered the order instead of a payment, if any. */
+  findRejection(orderId: bigint): Promise<OrderRejection | undefined>;
   /** Guarded by allowed predecessors; false when the guard refused. */
   updateStatus(paymentId: bigint, change: StatusChange): Promise<boolean>;
   /**
@@ -72,6 +76,9 @@ export class PgPaymentRepository implements PaymentRepository {
   }
   findByBuyerId(buyerId: string, limit?: number, offset?: number) {
     return findPaymentsByBuyerId(this.db, buyerId, limit, offset);
+  }
+  findRejection(orderId: bigint) {
+    return findOrderRejection(this.db, orderId);
   }
   updateStatus(paymentId: bigint, change: StatusChange) {
     return updatePaymentStatus(this.db, paymentId, change);

@@ -37,6 +37,7 @@ export class PaymentService {
   /**
    * Charges an order at most once, whatever happens (DESIGN §3.1):
    * 1. claim: insert the PENDING row (UNIQUE order_id picks one winner among replicas);
+   *    an order answered by a rejection is AlreadyRejected (never charged);
    *    an existing final payment is AlreadyProcessed; an in-flight one with an expired
    *    lease (its consumer died) is taken over, otherwise PaymentInFlightError;
    * 2. charge under the order's idempotency key, so a retry or takeover never charges twice;
@@ -49,7 +50,11 @@ export class PaymentService {
     let payment = await repository.claim(request, leaseMs);
     if (!payment) {
       const existing = await repository.findByOrderId(request.orderId);
-      if (!existing) throw new TransientError('PAYMENT_CLAIM_RACE', `payment of order ${request.orderId} vanished during claim`);
+      if (!existing) {
+        const rejection = await repository.findRejection(request.orderId);
+        if (rejection) return { kind: 'AlreadyRejected', orderId: rejection.orderId, code: rejection.code, reason: rejection.reason };
+        throw new TransientError('PAYMENT_CLAIM_RACE', `answer of order ${request.orderId} not found after a conflicting claim`);
+      }
       if (!isInFlight(existing.status)) return { kind: 'AlreadyProcessed', paymentRecord: existing };
       payment = await repository.takeOver(existing.id, leaseMs);
       if (!payment) throw new PaymentInFlightError(request.orderId);

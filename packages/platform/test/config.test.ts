@@ -27,7 +27,7 @@ t.test('string values are converted to their types; empty means unset', async (t
 
 t.test('each bad value fails with one line naming the variable', async (t) => {
   const bad: Record<string, [string, RegExp]> = {
-    RABBITMQ_PORT: ['70000', /^RABBITMQ_PORT: must be a TCP port \(1-65535\).*; got '70000'$/],
+    RABBITMQ_PORT: ['70000', /^RABBITMQ_PORT: must be a TCP port \(0-65535, 0 picks a free one\).*; got '70000'$/],
     SHUTDOWN_TIMEOUT_MS: ['soon', /^SHUTDOWN_TIMEOUT_MS: must be a positive integer of milliseconds.*; got 'soon'$/],
     LOG_LEVEL: ['loud', /^LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent; got 'loud'$/],
     DB_URL: ['mysql://x/y', /^DB_URL: must be a postgres:\/\/host:port\/database or jdbc:postgresql:.*; got 'mysql:\/\/x\/y'$/],

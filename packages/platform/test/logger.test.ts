@@ -28,3 +28,17 @@ t.test('card numbers and CVVs never reach a log line, wherever they are', async 
   t.notMatch(text, /4111111111111111|"737"|4000056655665556|5555555555554444|4242424242424242/);
   t.match(text, /REDACTED/);
 });
+
+t.test('database errors are logged without the row they quote', async (t) => {
+  const { logger, lines } = captureLogger();
+  const err = Object.assign(new Error('new row violates check constraint'), {
+    code: '23514',
+    detail: 'Failing row contains (1, John Doe)',
+    where: 'x',
+  });
+  logger.error({ err }, 'insert failed');
+  const text = lines.join('\n');
+  t.notMatch(text, /John Doe|Failing row/);
+  t.match(text, /"code":"23514"/);
+  t.match(text, /new row violates check constraint/);
+});

@@ -7,11 +7,13 @@ import {
   type ProcessPaymentRequest,
 } from '@foodies/domain';
 import type { LedgerStore, PaymentRepository } from '@foodies/payments';
-import type { Db, StatusChange } from '@foodies/db';
+import type { Db, OrderRejection, StatusChange } from '@foodies/db';
 
 /** In-memory fakes for unit tests only (the spec's InMemoryPaymentRepository). */
 export class InMemoryPaymentRepository implements PaymentRepository {
   readonly rows = new Map<bigint, PaymentRecord & { leaseExpiresAt: number | null }>();
+  /** Orders answered by a rejection; a claim for them finds an answer and charges nothing. */
+  readonly rejections = new Map<bigint, OrderRejection>();
   private nextId = 1n;
 
   async create(request: ProcessPaymentRequest, status: PaymentStatus = 'PENDING'): Promise<PaymentRecord> {
@@ -36,7 +38,7 @@ export class InMemoryPaymentRepository implements PaymentRepository {
     return { ...record };
   }
   async claim(request: ProcessPaymentRequest, leaseMs: number) {
-    if ([...this.rows.values()].some((r) => r.orderId === request.orderId)) return undefined;
+    if (this.rejections.has(request.orderId) || [...this.rows.values()].some((r) => r.orderId === request.orderId)) return undefined;
     const record = await this.create(request);
     this.rows.get(record.id)!.leaseExpiresAt = Date.now() + leaseMs;
     return record;
@@ -65,6 +67,9 @@ export class InMemoryPaymentRepository implements PaymentRepository {
       .filter((r) => r.buyerId === buyerId)
       .reverse()
       .slice(offset, offset + limit);
+  }
+  async findRejection(orderId: bigint) {
+    return this.rejections.get(orderId);
   }
   async updateStatus(paymentId: bigint, change: StatusChange) {
     const row = this.rows.get(paymentId);
