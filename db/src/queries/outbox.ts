@@ -74,7 +74,8 @@ export async function markOutboxPublished(tx: Executor, ids: bigint[]): Promise<
   if (ids.length === 0) return;
   await tx
     .updateTable('outbox')
-    .set((eb) => ({ published_at: sql<Date>`now()`, attempts: eb('attempts', '+', 1), last_error: null }))
+    // clock_timestamp(): the moment of marking, after the confirm; now() would be the claim's start.
+    .set((eb) => ({ published_at: sql<Date>`clock_timestamp()`, attempts: eb('attempts', '+', 1), last_error: null }))
     .where('id', 'in', ids)
     .execute();
 }
