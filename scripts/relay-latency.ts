@@ -57,20 +57,33 @@ try {
       orderId: BigInt(i + 1),
       eventType: 'OrderPaymentFailedEvent',
       routingKey: 'payment.failed',
-      payload: stringifyJson({ eventId, orderId: i + 1, failureReason: 'bench', failureCode: 'UNKNOWN', occurredAt: new Date().toISOString() }),
+      payload: stringifyJson({
+        eventId,
+        orderId: i + 1,
+        failureReason: 'bench',
+        failureCode: 'UNKNOWN',
+        occurredAt: new Date().toISOString(),
+      }),
     });
   }
-  await waitFor('all published', async () => {
-    const { rows: left } = await sql<{ n: bigint }>`SELECT count(*) AS n FROM outbox WHERE published_at IS NULL`.execute(database.db);
-    return left[0]!.n === 0n;
-  }, 60_000, 50);
+  await waitFor(
+    'all published',
+    async () => {
+      const { rows: left } = await sql<{ n: bigint }>`SELECT count(*) AS n FROM outbox WHERE published_at IS NULL`.execute(database.db);
+      return left[0]!.n === 0n;
+    },
+    60_000,
+    50,
+  );
   const { rows: stats } = await sql<{ p50: number; p95: number; p99: number; max: number }>`
     SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50, percentile_cont(0.95) WITHIN GROUP (ORDER BY ms) AS p95,
            percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99, max(ms) AS max
     FROM (SELECT extract(epoch FROM published_at - created_at) * 1000 AS ms FROM outbox) s`.execute(database.db);
   const s = stats[0]!;
   const f = (n: number) => Number(n).toFixed(1);
-  process.stdout.write(`relay commit->confirm, ${rows} rows at ${rate}/s: p50 ${f(s.p50)} ms, p95 ${f(s.p95)} ms, p99 ${f(s.p99)} ms, max ${f(s.max)} ms\n`);
+  process.stdout.write(
+    `relay commit->confirm, ${rows} rows at ${rate}/s: p50 ${f(s.p50)} ms, p95 ${f(s.p95)} ms, p99 ${f(s.p99)} ms, max ${f(s.max)} ms\n`,
+  );
 } finally {
   for (const fn of cleanups) await fn();
 }

@@ -14,7 +14,9 @@ const prefix = (app) => (tty ? `\x1b[${app.colour}m[${app.name}]\x1b[0m ` : `[${
 let stopping = 0;
 let exitCode = 0;
 const children = APPS.map((app) => {
-  const child = spawn(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', app.entry], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', app.entry], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   for (const [stream, out] of [
     [child.stdout, process.stdout],
     [child.stderr, process.stderr],

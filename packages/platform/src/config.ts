@@ -26,7 +26,12 @@ export function loadConfig<T extends TObject>(schema: T, env: NodeJS.ProcessEnv 
 }
 
 const Port = (fallback: number, what: string) =>
-  Type.Integer({ minimum: 0, maximum: 65535, default: fallback, description: `must be a TCP port (0-65535, 0 picks a free one) for ${what}` });
+  Type.Integer({
+    minimum: 0,
+    maximum: 65535,
+    default: fallback,
+    description: `must be a TCP port (0-65535, 0 picks a free one) for ${what}`,
+  });
 const PositiveMs = (fallback: number, what: string) =>
   Type.Integer({ minimum: 1, default: fallback, description: `must be a positive integer of milliseconds (${what})` });
 const Text = (fallback: string, what: string) => Type.String({ minLength: 1, default: fallback, description: `must be ${what}` });
