@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 const APPS = [
   { name: 'consumer', entry: 'apps/consumer/src/main.ts', colour: 36 },
   { name: 'relay', entry: 'apps/outbox-relay/src/main.ts', colour: 35 },
+  { name: 'admin-api', entry: 'apps/admin-api/src/main.ts', colour: 33 },
 ];
 const tty = process.stdout.isTTY;
 const prefix = (app) => (tty ? `\x1b[${app.colour}m[${app.name}]\x1b[0m ` : `[${app.name}] `);

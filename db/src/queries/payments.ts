@@ -138,18 +138,25 @@ export async function findPaymentByOrderId(db: Executor, orderId: bigint): Promi
   return row && toPaymentRecord(row);
 }
 
-/** Newest first; `limit` and `offset` page through a buyer's history. */
-export async function findPaymentsByBuyerId(db: Executor, buyerId: string, limit = 50, offset = 0): Promise<PaymentRecord[]> {
-  const rows = await db
-    .selectFrom('payments')
-    .selectAll()
-    .where('buyer_id', '=', buyerId)
-    .orderBy('created_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(limit)
-    .offset(offset)
-    .execute();
+export interface PaymentFilter {
+  buyerId?: string;
+  status?: PaymentStatus;
+  limit: number;
+  offset: number;
+}
+
+/** Newest first, filtered by buyer and/or status; `limit` and `offset` page through them. */
+export async function listPayments(db: Executor, filter: PaymentFilter): Promise<PaymentRecord[]> {
+  let query = db.selectFrom('payments').selectAll();
+  if (filter.buyerId !== undefined) query = query.where('buyer_id', '=', filter.buyerId);
+  if (filter.status !== undefined) query = query.where('status', '=', filter.status);
+  const rows = await query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(filter.limit).offset(filter.offset).execute();
   return rows.map(toPaymentRecord);
+}
+
+/** The spec's findByBuyerId: a buyer's payments, newest first. */
+export function findPaymentsByBuyerId(db: Executor, buyerId: string, limit = 50, offset = 0): Promise<PaymentRecord[]> {
+  return listPayments(db, { buyerId, limit, offset });
 }
 
 export interface StatusChange {

@@ -21,10 +21,9 @@ function withTimeout(check: HealthCheck, ms: number): Promise<void> {
 
 /**
  * Probes for every process: /healthz (alive), /healthz/ready (dependencies, 200 or 503 with
- * {"status","checks"}) and Prometheus /metrics. Built without listening, so tests inject.
+ * {"status","checks"}) and Prometheus /metrics, added to an existing Fastify app.
  */
-export function buildHealthServer(options: HealthServerOptions): FastifyInstance {
-  const app = Fastify({ logger: false });
+export function registerHealthRoutes(app: FastifyInstance, options: HealthServerOptions): void {
   const timeoutMs = options.checkTimeoutMs ?? 2000;
 
   app.get('/healthz', async () => ({ status: 'UP' }));
@@ -44,6 +43,11 @@ export function buildHealthServer(options: HealthServerOptions): FastifyInstance
     const body = await options.registry.metrics();
     return reply.type(options.registry.contentType).send(body);
   });
+}
 
+/** A Fastify app with only the probes: the consumer's and relay's health port. Built without listening, so tests inject. */
+export function buildHealthServer(options: HealthServerOptions): FastifyInstance {
+  const app = Fastify({ logger: false });
+  registerHealthRoutes(app, options);
   return app;
 }

@@ -1,0 +1,81 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { findPaymentById, findPaymentByOrderId, listPayments, type Db } from '@foodies/db';
+import type { PaymentStatus } from '@foodies/domain';
+import { ErrorSchema, IdParam, ListQuerySchema, PaymentPageSchema, PaymentRecordSchema, toPaymentDto, type ListQuery } from '../schemas.js';
+
+const INT64_MAX = 9223372036854775807n;
+const errors = {
+  400: Type.Ref(ErrorSchema),
+  401: Type.Ref(ErrorSchema),
+  403: Type.Ref(ErrorSchema),
+  429: Type.Ref(ErrorSchema),
+  503: Type.Ref(ErrorSchema),
+};
+
+export class BadRequest extends Error {
+  readonly statusCode = 400;
+}
+export class NotFound extends Error {
+  readonly statusCode = 404;
+}
+
+function parseId(text: string, name: string): bigint {
+  const id = BigInt(text);
+  if (id > INT64_MAX) throw new BadRequest(`${name} must be a positive 64-bit integer`);
+  return id;
+}
+
+/** Admin payment queries; the caller (app.ts) has already authenticated the request. */
+export function paymentRoutes(app: FastifyInstance, db: Db): void {
+  app.get<{ Params: { orderId: string } }>(
+    '/payments/:orderId',
+    {
+      schema: {
+        summary: 'The payment of an order',
+        security: [{ bearer: [] }],
+        params: Type.Object({ orderId: IdParam }),
+        response: { 200: Type.Ref(PaymentRecordSchema), 404: Type.Ref(ErrorSchema), ...errors },
+      },
+    },
+    async (request) => {
+      const payment = await findPaymentByOrderId(db, parseId(request.params.orderId, 'orderId'));
+      if (!payment) throw new NotFound(`no payment for order ${request.params.orderId}`);
+      return toPaymentDto(payment);
+    },
+  );
+
+  app.get<{ Params: { paymentId: string } }>(
+    '/payments/by-id/:paymentId',
+    {
+      schema: {
+        summary: 'A payment by its id',
+        security: [{ bearer: [] }],
+        params: Type.Object({ paymentId: IdParam }),
+        response: { 200: Type.Ref(PaymentRecordSchema), 404: Type.Ref(ErrorSchema), ...errors },
+      },
+    },
+    async (request) => {
+      const payment = await findPaymentById(db, parseId(request.params.paymentId, 'paymentId'));
+      if (!payment) throw new NotFound(`no payment with id ${request.params.paymentId}`);
+      return toPaymentDto(payment);
+    },
+  );
+
+  app.get<{ Querystring: ListQuery }>(
+    '/payments',
+    {
+      schema: {
+        summary: 'Payments, newest first, by buyer and/or status, one page at a time',
+        security: [{ bearer: [] }],
+        querystring: ListQuerySchema,
+        response: { 200: PaymentPageSchema, ...errors },
+      },
+    },
+    async (request) => {
+      const { buyerId, status, limit, offset } = request.query;
+      const rows = await listPayments(db, { buyerId, status: status as PaymentStatus | undefined, limit: limit + 1, offset });
+      return { items: rows.slice(0, limit).map(toPaymentDto), limit, offset, nextOffset: rows.length > limit ? offset + limit : null };
+    },
+  );
+}

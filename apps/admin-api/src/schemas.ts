@@ -1,0 +1,69 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { CARD_BRANDS, formatInstant, PAYMENT_METHOD_TYPES, PAYMENT_STATUSES, type PaymentRecord } from '@foodies/domain';
+
+const Enum = (values: readonly string[]) => Type.Union(values.map((v) => Type.Literal(v)));
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
+
+/** The spec's example record, field for field: amount as a decimal string, ISO instants, nulls present. */
+export const PaymentRecordSchema = Type.Object(
+  {
+    id: Type.Integer({ description: '64-bit payment id' }),
+    orderId: Type.Integer({ description: '64-bit order id' }),
+    buyerId: Type.String(),
+    amount: Type.String({ description: 'decimal string in the currency minor units', examples: ['49.99'] }),
+    currency: Type.String({ description: 'ISO 4217 code' }),
+    status: Enum(PAYMENT_STATUSES),
+    paymentMethod: Type.Object({
+      type: Enum(PAYMENT_METHOD_TYPES),
+      cardLastFour: Nullable(Type.String()),
+      cardBrand: Nullable(Enum(CARD_BRANDS)),
+      cardHolderName: Nullable(Type.String()),
+      expirationMonth: Nullable(Type.Integer()),
+      expirationYear: Nullable(Type.Integer()),
+    }),
+    transactionId: Nullable(Type.String()),
+    failureReason: Nullable(Type.String()),
+    createdAt: Type.String({ format: 'date-time' }),
+    processedAt: Nullable(Type.String({ format: 'date-time' })),
+  },
+  { $id: 'PaymentRecord' },
+);
+
+export const ErrorSchema = Type.Object(
+  { statusCode: Type.Integer(), error: Type.String(), message: Type.String() },
+  { $id: 'Error', description: 'Every error body has this shape' },
+);
+
+export const PaymentPageSchema = Type.Object({
+  items: Type.Array(Type.Ref(PaymentRecordSchema)),
+  limit: Type.Integer(),
+  offset: Type.Integer(),
+  nextOffset: Nullable(Type.Integer({ description: 'offset of the next page, null on the last page' })),
+});
+
+/** A positive 64-bit integer, as text in the path (checked against 2^63-1 by the handler). */
+export const IdParam = Type.String({ pattern: '^[1-9][0-9]{0,18}$', description: 'positive 64-bit integer' });
+
+export const ListQuerySchema = Type.Object({
+  buyerId: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+  status: Type.Optional(Enum(PAYMENT_STATUSES)),
+  limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+  offset: Type.Integer({ minimum: 0, maximum: 100_000, default: 0 }),
+});
+export type ListQuery = Static<typeof ListQuerySchema>;
+
+export function toPaymentDto(record: PaymentRecord) {
+  return {
+    id: record.id,
+    orderId: record.orderId,
+    buyerId: record.buyerId,
+    amount: record.amount,
+    currency: record.currency,
+    status: record.status,
+    paymentMethod: record.paymentMethod,
+    transactionId: record.transactionId,
+    failureReason: record.failureReason,
+    createdAt: formatInstant(record.createdAt),
+    processedAt: record.processedAt && formatInstant(record.processedAt),
+  };
+}

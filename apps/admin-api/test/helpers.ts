@@ -1,0 +1,77 @@
+import http from 'node:http';
+import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload, type CryptoKey } from 'jose';
+import { captureLogger, createTestDatabase, TEST_DATABASE_URL, TEST_RABBIT, type Teardown, type TestDatabase } from '@foodies/testkit';
+import { buildAdminApp, type AdminApp } from '../src/app.js';
+import { loadAdminConfig, type AdminConfig } from '../src/config.js';
+
+export const ISSUER = 'http://keycloak.test/realms/foodies-keycloak';
+
+export interface SigningKey {
+  kid: string;
+  privateKey: CryptoKey;
+  jwk: JWK;
+}
+
+export async function signingKey(kid: string): Promise<SigningKey> {
+  const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
+  return { kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' } };
+}
+
+/** A JWKS endpoint on localhost serving whatever keys the test puts in `keys`. */
+export async function jwksServer(t: Teardown, keys: JWK[]): Promise<{ url: string; fetches: () => number; close: () => Promise<void> }> {
+  let fetches = 0;
+  const server = http.createServer((_req, res) => {
+    fetches++;
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  t.teardown(close);
+  return { url: `http://127.0.0.1:${port}/realms/foodies-keycloak/protocol/openid-connect/certs`, fetches: () => fetches, close };
+}
+
+/** A Keycloak-like access token: realm roles under realm_access.roles. */
+export async function token(
+  key: SigningKey,
+  options: { roles?: string[]; issuer?: string; expiresIn?: string | number; claims?: JWTPayload } = {},
+): Promise<string> {
+  return new SignJWT({ realm_access: { roles: options.roles ?? ['admin'] }, preferred_username: 'ops', ...options.claims })
+    .setProtectedHeader({ alg: 'RS256', kid: key.kid, typ: 'JWT' })
+    .setSubject('admin-user-1')
+    .setIssuer(options.issuer ?? ISSUER)
+    .setIssuedAt()
+    .setExpirationTime(options.expiresIn ?? '5m')
+    .sign(key.privateKey);
+}
+
+export function adminConfig(database: TestDatabase, jwksUrl: string, overrides: Partial<AdminConfig> = {}): AdminConfig {
+  const admin = new URL(TEST_DATABASE_URL);
+  return {
+    ...loadAdminConfig({ AUTH_ISSUER: ISSUER }),
+    DB_URL: `postgres://${admin.host}/${database.name}`,
+    DB_USERNAME: decodeURIComponent(admin.username),
+    DB_PASSWORD: decodeURIComponent(admin.password),
+    DB_POOL_MAX: 4,
+    ...TEST_RABBIT,
+    AUTH_JWKS_URL: jwksUrl,
+    PORT: 0,
+    ...overrides,
+  };
+}
+
+export async function startAdmin(t: Teardown, config: AdminConfig): Promise<{ admin: AdminApp; lines: string[] }> {
+  const { logger, lines } = captureLogger('info');
+  const admin = await buildAdminApp(config, logger);
+  t.teardown(() => admin.close());
+  await admin.start();
+  return { admin, lines };
+}
+
+export { createTestDatabase };
