@@ -1,0 +1,77 @@
+import t from 'tap';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { createTestDatabase, rabbitNames, stockConfirmedEvent, TEST_DATABASE_URL, TEST_RABBIT, testRabbit, waitFor, eventBody } from '@foodies/testkit';
+
+const startAll = fileURLToPath(new URL('../scripts/start-all.ts', import.meta.url));
+const run = (env: Record<string, string>) =>
+  spawnSync(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', startAll], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
+
+t.test('npm start says which dependency is missing, where, and how to start it — no stack trace', async (t) => {
+  const noDb = run({ DB_URL: 'postgres://127.0.0.1:1/foodies-payment-database' });
+  t.equal(noDb.status, 1);
+  t.match(noDb.stderr, /^npm start: PostgreSQL is not reachable at 127\.0\.0\.1:1 /);
+  t.match(noDb.stderr, /docker compose up -d postgres/);
+  t.notMatch(noDb.stderr, /\n\s+at /, 'no stack trace');
+
+  const admin = new URL(TEST_DATABASE_URL);
+  const noRabbit = run({
+    DB_URL: `postgres://${admin.host}/postgres`,
+    DB_USERNAME: decodeURIComponent(admin.username),
+    DB_PASSWORD: decodeURIComponent(admin.password),
+    RABBITMQ_HOST: '127.0.0.1',
+    RABBITMQ_PORT: '1',
+  });
+  t.equal(noRabbit.status, 1);
+  t.match(noRabbit.stderr, /^npm start: RabbitMQ is not reachable at 127\.0\.0\.1:1 .*\n.*docker compose up -d rabbitmq\n.*rabbitmq-server -detached/);
+  t.notMatch(noRabbit.stderr, /\n\s+at /);
+});
+
+t.test('npm start runs all three apps with prefixes, answers an order, and stops them all cleanly on Ctrl-C', async (t) => {
+  const database = await createTestDatabase(t, { migrate: false });
+  const rabbit = testRabbit(t);
+  const names = rabbitNames(t, rabbit);
+  const admin = new URL(TEST_DATABASE_URL);
+  const child = spawn(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', startAll], {
+    env: {
+      ...process.env,
+      DB_URL: `postgres://${admin.host}/${database.name}`,
+      DB_USERNAME: decodeURIComponent(admin.username),
+      DB_PASSWORD: decodeURIComponent(admin.password),
+      RABBITMQ_HOST: TEST_RABBIT.RABBITMQ_HOST,
+      RABBITMQ_PORT: String(TEST_RABBIT.RABBITMQ_PORT),
+      RABBITMQ_PUBLISH_EXCHANGE: names.exchange,
+      RABBITMQ_CONSUME_QUEUE: names.queue,
+      PORT: '0',
+      CONSUMER_HEALTH_PORT: '0',
+      RELAY_HEALTH_PORT: '0',
+      PAYMENT_DELAY_MS: '0',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.teardown(() => child.kill('SIGKILL'));
+  let output = '';
+  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+  await waitFor('three apps up', () => /\[consumer\] .*"consuming"/.test(output) && /\[relay\] .*"relaying outbox"/.test(output) && /\[admin-api\] .*"admin API listening"/.test(output), 60_000);
+  t.match(output, /migration\(s\) applied/, 'migrated first');
+
+  // The relay publishes with the mandatory flag: the results need a queue to land in.
+  const results = `${names.queue}.results`;
+  await rabbit.queueDeclare({ queue: results, exclusive: true });
+  await rabbit.queueBind({ exchange: names.exchange, queue: results, routingKey: 'payment.*' });
+  const event = stockConfirmedEvent();
+  const publisher = rabbit.createPublisher({ confirm: true });
+  t.teardown(() => publisher.close());
+  await publisher.send({ exchange: names.exchange, routingKey: 'order.stock-confirmed', contentType: 'application/json' }, eventBody(event));
+  await waitFor('answer published by the relay', async () => {
+    const row = await database.db.selectFrom('outbox').select('published_at').where('order_id', '=', event.orderId as bigint).executeTakeFirst();
+    return row?.published_at ?? undefined;
+  }, 30_000);
+
+  child.kill('SIGINT');
+  const [code] = (await once(child, 'exit')) as [number | null];
+  t.equal(code, 0, 'exit 0');
+  for (const app of ['consumer', 'relay', 'admin-api']) t.match(output, new RegExp(`\\[${app}\\] exited \\(0\\)`), `${app} stopped cleanly`);
+});
