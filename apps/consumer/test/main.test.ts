@@ -2,8 +2,8 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { waitFor } from '@foodies/testkit';
-import { harness, testConsumerConfig } from './helpers.js';
+import { stockConfirmedEvent, waitFor } from '@foodies/testkit';
+import { countRows, harness, testConsumerConfig } from './helpers.js';
 
 const main = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 
@@ -32,4 +32,63 @@ t.test('the consumer process serves its probes and exits 0 on SIGTERM', async (t
   t.equal(code, 0, 'clean exit');
   t.match(output, /"msg":"shutting down"/);
   t.match(output, /"msg":"shutdown complete"/);
+});
+
+function startMain(t: { teardown(fn: () => unknown): void }, env: Record<string, string>) {
+  const child = spawn(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', main], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => child.kill('SIGKILL'));
+  const out = { text: '' };
+  child.stdout.on('data', (chunk: Buffer) => (out.text += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (out.text += chunk.toString()));
+  return { child, out };
+}
+
+t.test('SIGTERM with payments in flight: they finish, are answered and acked, exit 0', async (t) => {
+  const h = await harness(t);
+  const config = testConsumerConfig(h.database, h.names, { CONSUMER_HEALTH_PORT: 0, PAYMENT_DELAY_MS: 1000 });
+  const { child, out } = startMain(t, Object.fromEntries(Object.entries(config).map(([k, v]) => [k, String(v)])));
+  await waitFor('consuming', () => out.text.includes('"msg":"consuming"'), 30_000);
+  const events = Array.from({ length: 5 }, () => stockConfirmedEvent());
+  for (const event of events) await h.publish(event);
+  await waitFor('five payments in flight', async () => (await h.db.selectFrom('payments').select('id').where('status', '=', 'PENDING').execute()).length === 5);
+  const signalled = Date.now();
+  child.kill('SIGTERM');
+  const [code] = (await once(child, 'exit')) as [number | null];
+  t.equal(code, 0);
+  t.ok(Date.now() - signalled < config.SHUTDOWN_TIMEOUT_MS, 'within the shutdown budget');
+  for (const event of events) t.equal(await countRows(h.db, 'outbox', event.orderId as bigint), 1, 'answered');
+  t.equal((await h.db.selectFrom('payments').select('id').where('status', '=', 'PENDING').execute()).length, 0, 'nothing left in flight');
+  t.equal((await h.admin.queueDeclare({ queue: h.names.queue, passive: true })).messageCount, 0, 'all acked');
+});
+
+t.test('a second signal forces exit: nothing half-written, unacked messages go back to the queue', async (t) => {
+  const h = await harness(t);
+  const config = testConsumerConfig(h.database, h.names, {
+    CONSUMER_HEALTH_PORT: 0,
+    PAYMENT_DELAY_MS: 20_000,
+    GATEWAY_MAX_ATTEMPTS: 1,
+    GATEWAY_TIMEOUT_MS: 25_000,
+    PAYMENT_LEASE_MS: 60_000,
+    SHUTDOWN_TIMEOUT_MS: 30_000,
+  });
+  const { child, out } = startMain(t, Object.fromEntries(Object.entries(config).map(([k, v]) => [k, String(v)])));
+  await waitFor('consuming', () => out.text.includes('"msg":"consuming"'), 30_000);
+  const events = [stockConfirmedEvent(), stockConfirmedEvent()];
+  for (const event of events) await h.publish(event);
+  await waitFor('two payments in flight', async () => (await h.db.selectFrom('payments').select('id').where('status', '=', 'PENDING').execute()).length === 2);
+  child.kill('SIGTERM');
+  await waitFor('shutting down', () => out.text.includes('"msg":"shutting down"'));
+  const signalled = Date.now();
+  child.kill('SIGTERM');
+  const [code] = (await once(child, 'exit')) as [number | null];
+  t.equal(code, 1, 'forced exit');
+  t.ok(Date.now() - signalled < 5_000, 'at once, not after the 20 s charge');
+  t.match(out.text, /second signal: exiting now/);
+  for (const event of events) {
+    const orderId = event.orderId as bigint;
+    t.equal(await countRows(h.db, 'outbox', orderId), 0, 'no answer written');
+    t.equal(await countRows(h.db, 'inbox', orderId), 0, 'no inbox row written');
+  }
+  await waitFor('messages returned to the queue', async () => (await h.admin.queueDeclare({ queue: h.names.queue, passive: true })).messageCount === 2);
+  t.pass('both messages are back for redelivery; their payments stay PENDING until a consumer takes them over');
 });
