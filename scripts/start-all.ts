@@ -56,13 +56,27 @@ async function preflight(): Promise<void> {
         `  and run: DB_URL=postgres://127.0.0.1:5432/foodies-payment-database npm start`,
     );
   }
-  const client = new pg.Client({ host: dbHost, port: dbPort, database: dbUrl.pathname.slice(1), user: db.user, password: db.password, connectionTimeoutMillis: 3000 });
+  const client = new pg.Client({
+    host: dbHost,
+    port: dbPort,
+    database: dbUrl.pathname.slice(1),
+    user: db.user,
+    password: db.password,
+    connectionTimeoutMillis: 3000,
+  });
   try {
     await client.connect();
   } catch (err) {
     const code = (err as { code?: string }).code;
-    const why = code === '3D000' ? 'the database does not exist' : code === '28P01' || code === '28000' ? `it refused the login of ${db.user}` : (err as Error).message;
-    fail(`PostgreSQL at ${dbHost}:${dbPort}: ${why}.\n  Create the role and database: npm run db:setup-local (or set DB_USERNAME / DB_PASSWORD)`);
+    const why =
+      code === '3D000'
+        ? 'the database does not exist'
+        : code === '28P01' || code === '28000'
+          ? `it refused the login of ${db.user}`
+          : (err as Error).message;
+    fail(
+      `PostgreSQL at ${dbHost}:${dbPort}: ${why}.\n  Create the role and database: npm run db:setup-local (or set DB_USERNAME / DB_PASSWORD)`,
+    );
   } finally {
     await client.end().catch(() => undefined);
   }

@@ -2,11 +2,24 @@ import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { createTestDatabase, rabbitNames, stockConfirmedEvent, TEST_DATABASE_URL, TEST_RABBIT, testRabbit, waitFor, eventBody } from '@foodies/testkit';
+import {
+  createTestDatabase,
+  rabbitNames,
+  stockConfirmedEvent,
+  TEST_DATABASE_URL,
+  TEST_RABBIT,
+  testRabbit,
+  waitFor,
+  eventBody,
+} from '@foodies/testkit';
 
 const startAll = fileURLToPath(new URL('../scripts/start-all.ts', import.meta.url));
 const run = (env: Record<string, string>) =>
-  spawnSync(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', startAll], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
+  spawnSync(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', startAll], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
 
 t.test('npm start says which dependency is missing, where, and how to start it â€” no stack trace', async (t) => {
   const noDb = run({ DB_URL: 'postgres://127.0.0.1:1/foodies-payment-database' });
@@ -24,7 +37,10 @@ t.test('npm start says which dependency is missing, where, and how to start it â
     RABBITMQ_PORT: '1',
   });
   t.equal(noRabbit.status, 1);
-  t.match(noRabbit.stderr, /^npm start: RabbitMQ is not reachable at 127\.0\.0\.1:1 .*\n.*docker compose up -d rabbitmq\n.*rabbitmq-server -detached/);
+  t.match(
+    noRabbit.stderr,
+    /^npm start: RabbitMQ is not reachable at 127\.0\.0\.1:1 .*\n.*docker compose up -d rabbitmq\n.*rabbitmq-server -detached/,
+  );
   t.notMatch(noRabbit.stderr, /\n\s+at /);
 });
 
@@ -54,7 +70,14 @@ t.test('npm start runs all three apps with prefixes, answers an order, and stops
   let output = '';
   child.stdout.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-  await waitFor('three apps up', () => /\[consumer\] .*"consuming"/.test(output) && /\[relay\] .*"relaying outbox"/.test(output) && /\[admin-api\] .*"admin API listening"/.test(output), 60_000);
+  await waitFor(
+    'three apps up',
+    () =>
+      /\[consumer\] .*"consuming"/.test(output) &&
+      /\[relay\] .*"relaying outbox"/.test(output) &&
+      /\[admin-api\] .*"admin API listening"/.test(output),
+    60_000,
+  );
   t.match(output, /migration\(s\) applied/, 'migrated first');
 
   // The relay publishes with the mandatory flag: the results need a queue to land in.
@@ -64,14 +87,26 @@ t.test('npm start runs all three apps with prefixes, answers an order, and stops
   const event = stockConfirmedEvent();
   const publisher = rabbit.createPublisher({ confirm: true });
   t.teardown(() => publisher.close());
-  await publisher.send({ exchange: names.exchange, routingKey: 'order.stock-confirmed', contentType: 'application/json' }, eventBody(event));
-  await waitFor('answer published by the relay', async () => {
-    const row = await database.db.selectFrom('outbox').select('published_at').where('order_id', '=', event.orderId as bigint).executeTakeFirst();
-    return row?.published_at ?? undefined;
-  }, 30_000);
+  await publisher.send(
+    { exchange: names.exchange, routingKey: 'order.stock-confirmed', contentType: 'application/json' },
+    eventBody(event),
+  );
+  await waitFor(
+    'answer published by the relay',
+    async () => {
+      const row = await database.db
+        .selectFrom('outbox')
+        .select('published_at')
+        .where('order_id', '=', event.orderId as bigint)
+        .executeTakeFirst();
+      return row?.published_at ?? undefined;
+    },
+    30_000,
+  );
 
   child.kill('SIGINT');
   const [code] = (await once(child, 'exit')) as [number | null];
   t.equal(code, 0, 'exit 0');
-  for (const app of ['consumer', 'relay', 'admin-api']) t.match(output, new RegExp(`\\[${app}\\] exited \\(0\\)`), `${app} stopped cleanly`);
+  for (const app of ['consumer', 'relay', 'admin-api'])
+    t.match(output, new RegExp(`\\[${app}\\] exited \\(0\\)`), `${app} stopped cleanly`);
 });

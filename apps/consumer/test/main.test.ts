@@ -35,7 +35,10 @@ t.test('the consumer process serves its probes and exits 0 on SIGTERM', async (t
 });
 
 function startMain(t: { teardown(fn: () => unknown): void }, env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', main], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', main], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   t.teardown(() => child.kill('SIGKILL'));
   const out = { text: '' };
   child.stdout.on('data', (chunk: Buffer) => (out.text += chunk.toString()));
@@ -50,7 +53,10 @@ t.test('SIGTERM with payments in flight: they finish, are answered and acked, ex
   await waitFor('consuming', () => out.text.includes('"msg":"consuming"'), 30_000);
   const events = Array.from({ length: 5 }, () => stockConfirmedEvent());
   for (const event of events) await h.publish(event);
-  await waitFor('five payments in flight', async () => (await h.db.selectFrom('payments').select('id').where('status', '=', 'PENDING').execute()).length === 5);
+  await waitFor(
+    'five payments in flight',
+    async () => (await h.db.selectFrom('payments').select('id').where('status', '=', 'PENDING').execute()).length === 5,
+  );
   const signalled = Date.now();
   child.kill('SIGTERM');
   const [code] = (await once(child, 'exit')) as [number | null];
@@ -75,7 +81,10 @@ t.test('a second signal forces exit: nothing half-written, unacked messages go b
   await waitFor('consuming', () => out.text.includes('"msg":"consuming"'), 30_000);
   const events = [stockConfirmedEvent(), stockConfirmedEvent()];
   for (const event of events) await h.publish(event);
-  await waitFor('two payments in flight', async () => (await h.db.selectFrom('payments').select('id').where('status', '=', 'PENDING').execute()).length === 2);
+  await waitFor(
+    'two payments in flight',
+    async () => (await h.db.selectFrom('payments').select('id').where('status', '=', 'PENDING').execute()).length === 2,
+  );
   child.kill('SIGTERM');
   await waitFor('shutting down', () => out.text.includes('"msg":"shutting down"'));
   const signalled = Date.now();
@@ -89,6 +98,9 @@ t.test('a second signal forces exit: nothing half-written, unacked messages go b
     t.equal(await countRows(h.db, 'outbox', orderId), 0, 'no answer written');
     t.equal(await countRows(h.db, 'inbox', orderId), 0, 'no inbox row written');
   }
-  await waitFor('messages returned to the queue', async () => (await h.admin.queueDeclare({ queue: h.names.queue, passive: true })).messageCount === 2);
+  await waitFor(
+    'messages returned to the queue',
+    async () => (await h.admin.queueDeclare({ queue: h.names.queue, passive: true })).messageCount === 2,
+  );
   t.pass('both messages are back for redelivery; their payments stay PENDING until a consumer takes them over');
 });

@@ -1,0 +1,167 @@
+/**
+ * `npm run demo`: sends a handful of realistic orders to the running service and prints what
+ * happened to each: the payment status, the failure code, the result events seen on
+ * payment.* and whether the message was dead-lettered. Run it beside `npm start` with
+ * PAYMENT_ALWAYS_SUCCEED=false to see the declines. Uses the service's DB_* and RABBITMQ_*.
+ */
+import { randomUUID } from 'node:crypto';
+import { Type } from '@sinclair/typebox';
+import { countLedgerCharges, createDb, findPaymentByOrderId, findOrderRejection } from '@foodies/db';
+import { parseJsonExact, stringifyJson } from '@foodies/domain';
+import { createLogger, createRabbit, DatabaseEnv, loadConfig, pgConnectionFromEnv, RabbitEnv } from '@foodies/platform';
+
+const config = loadConfig(
+  Type.Object({
+    ...DatabaseEnv,
+    ...RabbitEnv,
+    RABBITMQ_CONSUME_QUEUE: Type.String({ default: 'payment.stock-confirmed' }),
+    DEMO_TIMEOUT_MS: Type.Integer({ minimum: 1000, default: 20_000, description: 'must be an integer of milliseconds' }),
+  }),
+);
+const logger = createLogger({ name: 'demo', level: 'warn' });
+const rabbit = createRabbit(config, logger, 'payment-demo');
+const { db } = createDb({ ...pgConnectionFromEnv(config), max: 2, applicationName: 'payment-demo' });
+const exchange = config.RABBITMQ_PUBLISH_EXCHANGE;
+const dlq = `${config.RABBITMQ_CONSUME_QUEUE}.dlq`;
+
+interface Order {
+  label: string;
+  orderId: bigint;
+  body: string;
+  expectResults: number;
+  expectDlq?: boolean;
+}
+
+const base = BigInt(Date.now()) * 100n;
+const card = (lastFour: string) => ({
+  type: 'CREDIT_CARD',
+  cardLastFour: lastFour,
+  cardBrand: 'VISA',
+  cardHolderName: 'Jane Doe',
+  expirationMonth: 12,
+  expirationYear: 2030,
+});
+const event = (orderId: bigint, overrides: Record<string, unknown> = {}) => ({
+  eventId: randomUUID(),
+  orderId,
+  buyerId: 'demo-buyer',
+  totalAmount: '49.99',
+  currency: 'USD',
+  paymentMethod: card('4242'),
+  occurredAt: new Date().toISOString(),
+  ...overrides,
+});
+const paid = event(base + 1n);
+const duplicate = event(base + 5n, { totalAmount: '12.50', currency: 'EUR' });
+const orders: Order[] = [
+  { label: 'card 4242: pays', orderId: base + 1n, body: stringifyJson(paid), expectResults: 1 },
+  {
+    label: 'card 0000: declined',
+    orderId: base + 2n,
+    body: stringifyJson(event(base + 2n, { paymentMethod: card('0000') })),
+    expectResults: 1,
+  },
+  {
+    label: 'card 1111: no funds',
+    orderId: base + 3n,
+    body: stringifyJson(event(base + 3n, { paymentMethod: card('1111') })),
+    expectResults: 1,
+  },
+  {
+    label: 'card 2222: expired',
+    orderId: base + 4n,
+    body: stringifyJson(event(base + 4n, { paymentMethod: card('2222') })),
+    expectResults: 1,
+  },
+  { label: 'same event sent twice', orderId: base + 5n, body: stringifyJson(duplicate), expectResults: 1 },
+  { label: '(the duplicate)', orderId: base + 5n, body: stringifyJson(duplicate), expectResults: 0 },
+  { label: 'new event, order 1 again', orderId: base + 1n, body: stringifyJson({ ...paid, eventId: randomUUID() }), expectResults: 1 },
+  { label: 'invalid: 12.345 USD', orderId: base + 6n, body: stringifyJson(event(base + 6n, { totalAmount: '12.345' })), expectResults: 1 },
+  { label: 'poison: not JSON', orderId: base + 7n, body: `{"orderId": ${base + 7n}, oops`, expectResults: 0, expectDlq: true },
+];
+
+async function main(): Promise<number> {
+  const results = `payment-demo.${randomUUID()}`;
+  await rabbit.queueDeclare({ queue: results, exclusive: true });
+  await rabbit.queueBind({ exchange, queue: results, routingKey: 'payment.*' });
+  await rabbit.queueDeclare({ queue: dlq, durable: true });
+  const dlqBefore = (await rabbit.queueDeclare({ queue: dlq, passive: true })).messageCount;
+  const seen = new Map<bigint, string[]>();
+  const consumer = rabbit.createConsumer({ queue: results, queueOptions: { exclusive: true } }, async (msg) => {
+    const body = parseJsonExact((msg.body as Buffer).toString()) as { orderId: number | bigint };
+    const orderId = BigInt(body.orderId);
+    seen.set(orderId, [...(seen.get(orderId) ?? []), msg.routingKey === 'payment.succeeded' ? 'succeeded' : 'failed']);
+  });
+  await new Promise<void>((resolve) => consumer.once('ready', () => resolve()));
+
+  const publisher = rabbit.createPublisher({ confirm: true });
+  for (const order of orders) {
+    await publisher.send(
+      { exchange, routingKey: 'order.stock-confirmed', contentType: 'application/json', durable: true },
+      Buffer.from(order.body),
+    );
+  }
+  process.stdout.write(`sent ${orders.length} messages to ${exchange} (order.stock-confirmed); waiting for the answers…\n\n`);
+
+  const expected = new Map<bigint, number>();
+  for (const o of orders) expected.set(o.orderId, (expected.get(o.orderId) ?? 0) + o.expectResults);
+  const deadline = Date.now() + config.DEMO_TIMEOUT_MS;
+  let dlqAfter = dlqBefore;
+  while (Date.now() < deadline) {
+    dlqAfter = (await rabbit.queueDeclare({ queue: dlq, passive: true })).messageCount;
+    if ([...expected].every(([id, n]) => (seen.get(id)?.length ?? 0) >= n) && dlqAfter > dlqBefore) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await new Promise((r) => setTimeout(r, 300));
+
+  const rows = [['order', 'scenario', 'payment', 'failure code', 'charges', 'results for the order', 'DLQ']];
+  for (const order of orders) {
+    const payment = await findPaymentByOrderId(db, order.orderId);
+    const rejection = payment ? undefined : await findOrderRejection(db, order.orderId);
+    const events = seen.get(order.orderId) ?? [];
+    const counted = [...new Set(events)].map((kind) => `${events.filter((e) => e === kind).length} ${kind}`).join(', ') || '-';
+    rows.push([
+      String(order.orderId),
+      order.label,
+      payment?.status ?? (rejection ? 'REJECTED' : '-'),
+      payment?.failureCode ?? rejection?.code ?? '-',
+      String(await countLedgerCharges(db, order.orderId)),
+      order.label === '(the duplicate)' ? '(counted above)' : counted,
+      order.expectDlq ? (dlqAfter > dlqBefore ? `yes (${dlq})` : 'not seen') : 'no',
+    ]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const [i, row] of rows.entries()) {
+    process.stdout.write(`${row.map((cell, j) => cell.padEnd(widths[j]!)).join('  ')}\n`);
+    if (i === 0) process.stdout.write(`${widths.map((w) => '-'.repeat(w)).join('  ')}\n`);
+  }
+  process.stdout.write(
+    '\nA duplicate event gets no second answer; a new event for a paid order gets the recorded outcome again (one charge);\n' +
+      'an invalid order is answered "failed" without a charge; a body that is not an event goes to the dead-letter queue.\n',
+  );
+  const missing = [...expected].filter(([id, n]) => (seen.get(id)?.length ?? 0) < n);
+  const declined = (await findPaymentByOrderId(db, base + 2n))?.status;
+  if (declined === 'SUCCEEDED')
+    process.stdout.write(
+      '\nnote: card 0000 was charged: the service runs with PAYMENT_ALWAYS_SUCCEED=true; restart it with PAYMENT_ALWAYS_SUCCEED=false to see declines.\n',
+    );
+  if (missing.length > 0) {
+    process.stdout.write(
+      `\n${missing.length} order(s) got no answer within ${config.DEMO_TIMEOUT_MS} ms: is the service running (npm start) against ${exchange}?\n`,
+    );
+    return 1;
+  }
+  await consumer.close();
+  await publisher.close();
+  return 0;
+}
+
+try {
+  process.exitCode = await main();
+} catch (err) {
+  process.stderr.write(`demo: ${(err as Error).message}\n`);
+  process.exitCode = 1;
+} finally {
+  await rabbit.close();
+  await db.destroy();
+}

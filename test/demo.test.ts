@@ -1,0 +1,50 @@
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { captureLogger, TEST_DATABASE_URL, TEST_RABBIT } from '@foodies/testkit';
+import { harness } from '../apps/consumer/test/helpers.js';
+import { buildRelayApp } from '../apps/outbox-relay/src/app.js';
+import { testRelayConfig } from '../apps/outbox-relay/test/helpers.js';
+
+const demo = fileURLToPath(new URL('../scripts/demo.ts', import.meta.url));
+
+t.test('npm run demo prints what happened to each order', async (t) => {
+  const h = await harness(t);
+  await h.startConsumer({ PAYMENT_ALWAYS_SUCCEED: false, PAYMENT_DELAY_MS: 10 });
+  const relay = buildRelayApp(testRelayConfig(h.database, h.names.exchange), captureLogger().logger);
+  t.teardown(() => relay.close());
+  await relay.start();
+
+  const admin = new URL(TEST_DATABASE_URL);
+  const child = spawn(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', demo], {
+    env: {
+      ...process.env,
+      DB_URL: `postgres://${admin.host}/${h.database.name}`,
+      DB_USERNAME: decodeURIComponent(admin.username),
+      DB_PASSWORD: decodeURIComponent(admin.password),
+      RABBITMQ_HOST: TEST_RABBIT.RABBITMQ_HOST,
+      RABBITMQ_PORT: String(TEST_RABBIT.RABBITMQ_PORT),
+      RABBITMQ_PUBLISH_EXCHANGE: h.names.exchange,
+      RABBITMQ_CONSUME_QUEUE: h.names.queue,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  t.equal(code, 0, output);
+  const row = (label: string) =>
+    output
+      .split('\n')
+      .find((l) => l.includes(label))
+      ?.split(/\s{2,}/) ?? [];
+  t.match(row('card 4242: pays'), [/^\d+$/, 'card 4242: pays', 'SUCCEEDED', '-', '1', '2 succeeded', 'no']);
+  t.match(row('card 0000: declined'), [/^\d+$/, 'card 0000: declined', 'FAILED', 'CARD_DECLINED', '0', '1 failed', 'no']);
+  t.match(row('card 1111: no funds'), [/^\d+$/, String, 'FAILED', 'INSUFFICIENT_FUNDS', '0', '1 failed']);
+  t.match(row('card 2222: expired'), [/^\d+$/, String, 'FAILED', 'CARD_EXPIRED', '0', '1 failed']);
+  t.match(row('same event sent twice'), [/^\d+$/, String, 'SUCCEEDED', '-', '1', '1 succeeded']);
+  t.match(row('invalid: 12.345 USD'), [/^\d+$/, String, 'REJECTED', 'UNKNOWN', '0', '1 failed', 'no']);
+  t.match(row('poison: not JSON'), [/^\d+$/, String, '-', '-', '0', '-', /^yes/]);
+});
