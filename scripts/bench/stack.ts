@@ -1,0 +1,107 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { Connection } from 'rabbitmq-client';
+import { createTestDatabase, TEST_DATABASE_URL, TEST_RABBIT, uniqueName, waitFor, type TestDatabase } from '@foodies/testkit';
+
+export interface AppProcess {
+  name: string;
+  child: ChildProcess;
+  output: string[];
+}
+
+export interface Stack {
+  database: TestDatabase;
+  exchange: string;
+  queue: string;
+  rabbit: Connection;
+  apps: AppProcess[];
+  close(): Promise<void>;
+}
+
+const CLK_TCK = 100;
+
+/** CPU seconds (user + system) and peak RSS (MB) of a live process, from /proc. */
+export function processStats(pid: number): { cpuSeconds: number; peakRssMb: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return { cpuSeconds, peakRssMb: Number(hwm?.[1] ?? 0) / 1024 };
+}
+
+/** A fresh migrated database, run-unique names, and the app processes started against them. */
+export async function startStack(options: {
+  consumers: number;
+  relays: number;
+  delayMs: number;
+  prefetch: number;
+  profileDir?: string;
+}): Promise<Stack> {
+  const cleanups: Array<() => unknown> = [];
+  const database = await createTestDatabase({ teardown: (fn) => cleanups.unshift(fn) });
+  const rabbit = new Connection({ ...toClient(TEST_RABBIT), connectionName: 'payment-bench', noDelay: true });
+  const exchange = uniqueName('bench.events');
+  const queue = uniqueName('bench.stock-confirmed');
+  const admin = new URL(TEST_DATABASE_URL);
+  const env = {
+    ...process.env,
+    DB_URL: `postgres://${admin.host}/${database.name}`,
+    DB_USERNAME: decodeURIComponent(admin.username),
+    DB_PASSWORD: decodeURIComponent(admin.password),
+    RABBITMQ_HOST: TEST_RABBIT.RABBITMQ_HOST,
+    RABBITMQ_PORT: String(TEST_RABBIT.RABBITMQ_PORT),
+    RABBITMQ_PUBLISH_EXCHANGE: exchange,
+    RABBITMQ_CONSUME_QUEUE: queue,
+    RABBITMQ_PREFETCH: String(options.prefetch),
+    PAYMENT_DELAY_MS: String(options.delayMs),
+    CONSUMER_HEALTH_PORT: '0',
+    RELAY_HEALTH_PORT: '0',
+    LOG_LEVEL: 'warn',
+  };
+  const apps: AppProcess[] = [];
+  const start = (name: string, entry: string) => {
+    const profile = options.profileDir
+      ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`]
+      : [];
+    const child = spawn(process.execPath, [...profile, '--conditions=@foodies/source', '--import', 'tsx', entry], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const app = { name, child, output: [] as string[] };
+    child.stdout!.on('data', (c: Buffer) => app.output.push(c.toString()));
+    child.stderr!.on('data', (c: Buffer) => app.output.push(c.toString()));
+    apps.push(app);
+  };
+  for (let i = 0; i < options.consumers; i++) start(`consumer-${i + 1}`, 'apps/consumer/src/main.ts');
+  for (let i = 0; i < options.relays; i++) start(`relay-${i + 1}`, 'apps/outbox-relay/src/main.ts');
+  // Declared by the consumer at start; wait until it is bound.
+  await waitFor(
+    'consumers subscribed',
+    async () => {
+      const q = await rabbit.queueDeclare({ queue, passive: true }).catch(() => undefined);
+      return q !== undefined && q.consumerCount === options.consumers;
+    },
+    60_000,
+    100,
+  );
+  return {
+    database,
+    exchange,
+    queue,
+    rabbit,
+    apps,
+    async close() {
+      for (const app of apps) app.child.kill('SIGTERM');
+      await Promise.all(apps.map((a) => (a.child.exitCode === null ? new Promise((r) => a.child.once('exit', r)) : undefined)));
+      await rabbit.queueDelete({ queue }).catch(() => undefined);
+      await rabbit.queueDelete({ queue: `${queue}.dlq` }).catch(() => undefined);
+      await rabbit.exchangeDelete({ exchange }).catch(() => undefined);
+      await rabbit.close();
+      for (const fn of cleanups) await fn();
+    },
+  };
+}
+
+function toClient(r: typeof TEST_RABBIT) {
+  return { hostname: r.RABBITMQ_HOST, port: r.RABBITMQ_PORT, username: r.RABBITMQ_USERNAME, password: r.RABBITMQ_PASSWORD };
+}
