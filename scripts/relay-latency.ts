@@ -1,6 +1,6 @@
 /**
  * Measures the relay's commit -> confirm latency: inserts outbox rows one transaction at a
- * time at a fixed rate (each commit NOTIFYs), with one relay running, and reports
+ * time at a fixed rate (each followed by a NOTIFY, as the consumer does), with one relay running, and reports
  * percentiles of published_at - created_at (published_at is stamped after the broker's
  * confirm). Uses a throw-away database and exchange on the local servers.
  *
@@ -8,7 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
-import { insertOutboxRow } from '@foodies/db';
+import { insertOutboxRow, notifyOutbox } from '@foodies/db';
 import { stringifyJson } from '@foodies/domain';
 import { createLogger } from '@foodies/platform';
 import { createTestDatabase, TEST_DATABASE_URL, TEST_RABBIT, testRabbit, uniqueName, waitFor } from '@foodies/testkit';
@@ -65,6 +65,7 @@ try {
         occurredAt: new Date().toISOString(),
       }),
     });
+    await notifyOutbox(database.db);
   }
   await waitFor(
     'all published',

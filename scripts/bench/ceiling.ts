@@ -2,9 +2,8 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 
 /**
- * The machine's ceiling for our transaction shape: inbox + payment + outbox inserts (whose
- * trigger NOTIFYs) committed in one transaction, by `clients` plain pg clients in a tight
- * loop for `seconds`. No validation, no gateway, no broker: an upper bound for the consumer.
+ * The machine's ceiling for our transaction shape: inbox + payment + outbox inserts committed
+ * in one transaction, then a NOTIFY, by `clients` plain pg clients in a tight loop for `seconds`. No validation, no gateway, no broker: an upper bound for the consumer.
  */
 export async function measureCeiling(url: string, clients = 4, seconds = 3): Promise<number> {
   const pool = new pg.Pool({ connectionString: url, max: clients });
@@ -29,6 +28,7 @@ export async function measureCeiling(url: string, clients = 4, seconds = 3): Pro
             [randomUUID(), orderId],
           );
           await client.query('COMMIT');
+          await client.query(`SELECT pg_notify('outbox_inserted', '')`);
           committed++;
         }
       } finally {

@@ -16,6 +16,7 @@ import type { ConsumerConfig } from './config.js';
 import { deadLetter } from './dead-letter.js';
 import { StockConfirmedHandler } from './handler.js';
 import { createConsumerMetrics, type ConsumerMetrics } from './metrics.js';
+import { OutboxNotifier } from './notifier.js';
 
 export interface ConsumerOverrides {
   /** Replaces the simulated gateway (tests inject faults through their own instance). */
@@ -76,6 +77,7 @@ export function buildConsumerApp(config: ConsumerConfig, logger: Logger, overrid
     afterCharge: overrides.afterCharge,
   });
   const handler = new StockConfirmedHandler({ db, service, logger });
+  const notifier = new OutboxNotifier(db, logger);
   const dlq = `${config.RABBITMQ_CONSUME_QUEUE}.dlq`;
   const stopping = new AbortController();
 
@@ -114,6 +116,7 @@ export function buildConsumerApp(config: ConsumerConfig, logger: Logger, overrid
             logger.warn({ reason: handled.reason, messageId: msg.messageId, dlq }, 'message dead-lettered');
           }
           metrics.messages.inc({ outcome: handled.outcome });
+          if (handled.outcome !== 'dead_lettered' && handled.outcome !== 'duplicate') notifier.poke();
           return ConsumerStatus.ACK;
         } catch (err) {
           const code = errorCode(err);
@@ -164,6 +167,7 @@ export function buildConsumerApp(config: ConsumerConfig, logger: Logger, overrid
       closing ??= (async () => {
         stopping.abort();
         await consumer?.close();
+        await notifier.idle();
         await publisher?.close();
         await rabbit?.close();
         await health.close();

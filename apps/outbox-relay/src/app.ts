@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import pgListen, { type Subscriber } from 'pg-listen';
 import type { Connection } from 'rabbitmq-client';
-import { createDb, makeBackedOffRowsDue, type Db, type OutboxRow } from '@foodies/db';
+import { createDb, makeBackedOffRowsDue, OUTBOX_CHANNEL, type Db, type OutboxRow } from '@foodies/db';
 import { backoffDelay, buildHealthServer, createRabbit, pgConnectionFromEnv, sleep, type Logger } from '@foodies/platform';
 import type { FastifyInstance } from 'fastify';
 import type { RelayConfig } from './config.js';
@@ -9,9 +9,6 @@ import { createRelayMetrics, type RelayMetrics } from './metrics.js';
 import { OutboxPublisher } from './publisher.js';
 import { OutboxRelay } from './relay.js';
 import { sweepRetention } from './retention.js';
-
-/** The channel the outbox insert trigger notifies (db/migrations/0004_outbox.sql). */
-export const OUTBOX_CHANNEL = 'outbox_inserted';
 
 export interface RelayOverrides {
   afterPublish?: (rows: OutboxRow[]) => Promise<void> | void;

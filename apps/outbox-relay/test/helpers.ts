@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AsyncMessage } from 'rabbitmq-client';
-import { insertOutboxRow, type Db } from '@foodies/db';
+import { insertOutboxRow, notifyOutbox, type Db } from '@foodies/db';
 import { stringifyJson } from '@foodies/domain';
 import {
   captureLogger,
@@ -43,9 +43,10 @@ export interface RelayHarness {
   received: AsyncMessage[];
   lines: string[];
   startRelay(overrides?: Partial<RelayConfig>, appOverrides?: RelayOverrides): Promise<RelayApp>;
+  /** Writes outbox rows as the consumer does, then NOTIFYs after the commit unless `notify: false`. */
   insertRows(
     count: number,
-    options?: { orderId?: bigint; routingKey?: string },
+    options?: { orderId?: bigint; routingKey?: string; notify?: boolean },
   ): Promise<Array<{ id: bigint; eventId: string; orderId: bigint }>>;
 }
 
@@ -105,6 +106,7 @@ export async function relayHarness(t: Teardown): Promise<RelayHarness> {
         });
         rows.push({ id, eventId, orderId });
       }
+      if (options.notify !== false) await notifyOutbox(database.db);
       return rows;
     },
   };

@@ -50,7 +50,7 @@ t.test('a result event written by the consumer is published with the exact prope
   );
 });
 
-t.test('NOTIFY wakes the relay long before its 60 s safety poll', async (t) => {
+t.test('a NOTIFY after commit wakes the relay long before its 60 s safety poll', async (t) => {
   const h = await relayHarness(t);
   const app = await h.startRelay({ OUTBOX_POLL_INTERVAL_MS: 60_000 });
   await app.relay.idle();
@@ -65,10 +65,9 @@ t.test('NOTIFY wakes the relay long before its 60 s safety poll', async (t) => {
 
 t.test('rows inserted without NOTIFY are published by the safety poll, and counted as missed wake-ups', async (t) => {
   const h = await relayHarness(t);
-  await sql`ALTER TABLE outbox DISABLE TRIGGER outbox_notify`.execute(h.db);
   const app = await h.startRelay({ OUTBOX_POLL_INTERVAL_MS: 300 });
   await app.relay.idle();
-  await h.insertRows(5);
+  await h.insertRows(5, { notify: false });
   await waitFor('five messages', () => h.received.length === 5);
   t.equal(await unpublishedCount(h.db), 0);
   const metrics = (await app.health.inject({ url: '/metrics' })).body;
@@ -79,10 +78,9 @@ t.test('rows written while the LISTEN connection was down are caught up on recon
   const h = await relayHarness(t);
   const app = await h.startRelay({ OUTBOX_POLL_INTERVAL_MS: 60_000 });
   await app.relay.idle();
-  await sql`ALTER TABLE outbox DISABLE TRIGGER outbox_notify`.execute(h.db);
   await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
             WHERE datname = ${h.database.name} AND application_name = 'payment-outbox-relay-listener'`.execute(h.db);
-  await h.insertRows(4);
+  await h.insertRows(4, { notify: false });
   await waitFor('catch-up after reconnect', () => h.received.length === 4, 20_000);
   const metrics = (await app.health.inject({ url: '/metrics' })).body;
   t.match(metrics, /outbox_drains_total\{trigger="connect"\} [2-9]/, 'a catch-up drain ran after the reconnect');

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { notifyOutbox } from './outbox.js';
 import type { Executor } from './payments.js';
 
 export type OutboxRowState = 'pending' | 'parked' | 'published';
@@ -61,7 +62,7 @@ export async function requeueOutboxRows(db: Executor, ids: bigint[]): Promise<nu
     .set({ published_at: null, parked_at: null, attempts: 0, last_error: null, next_attempt_at: sql<Date>`now()` })
     .where('id', 'in', ids)
     .executeTakeFirst();
-  await sql`SELECT pg_notify('outbox_inserted', '')`.execute(db);
+  await notifyOutbox(db);
   return Number(result.numUpdatedRows);
 }
 

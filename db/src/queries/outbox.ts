@@ -10,7 +10,19 @@ export interface NewOutboxRow {
   payload: string;
 }
 
-/** Inserting fires the outbox_notify trigger, which wakes the relay after commit. */
+/** The channel relays LISTEN on; a notification means "new outbox rows may be due". */
+export const OUTBOX_CHANNEL = 'outbox_inserted';
+
+/**
+ * Wakes the relays. Call it after the transaction that wrote outbox rows has committed,
+ * never inside it: NOTIFY inside a writing transaction holds a database-wide lock through
+ * the commit flush and serialises every writer.
+ */
+export async function notifyOutbox(db: Executor): Promise<void> {
+  await sql`SELECT pg_notify(${OUTBOX_CHANNEL}, '')`.execute(db);
+}
+
+/** The caller commits, then calls notifyOutbox (the relay's poll catches a missed one). */
 export async function insertOutboxRow(db: Executor, row: NewOutboxRow): Promise<bigint> {
   const inserted = await db
     .insertInto('outbox')
