@@ -11,7 +11,7 @@ import { sql } from 'kysely';
 import { insertOutboxRow, notifyOutbox } from '@foodies/db';
 import { stringifyJson } from '@foodies/domain';
 import { createLogger } from '@foodies/platform';
-import { createTestDatabase, TEST_DATABASE_URL, TEST_RABBIT, testRabbit, uniqueName, waitFor } from '@foodies/testkit';
+import { createTestDatabase, TEST_RABBIT, testRabbit, uniqueName, waitFor, testDbEnv } from '@foodies/testkit';
 import { buildRelayApp } from '../apps/outbox-relay/src/app.js';
 import { loadRelayConfig } from '../apps/outbox-relay/src/config.js';
 
@@ -30,14 +30,11 @@ try {
   await admin.queueBind({ exchange, queue, routingKey: 'payment.*' });
   t.teardown(() => admin.exchangeDelete({ exchange }));
 
-  const url = new URL(TEST_DATABASE_URL);
   const relay = buildRelayApp(
     {
       ...loadRelayConfig({}),
       ...TEST_RABBIT,
-      DB_URL: `postgres://${url.host}/${database.name}`,
-      DB_USERNAME: decodeURIComponent(url.username),
-      DB_PASSWORD: decodeURIComponent(url.password),
+      ...testDbEnv(database),
       RABBITMQ_PUBLISH_EXCHANGE: exchange,
       RELAY_HEALTH_PORT: 0,
     },

@@ -2,7 +2,7 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { captureLogger, TEST_DATABASE_URL, TEST_RABBIT } from '@foodies/testkit';
+import { captureLogger, TEST_RABBIT, testDbEnv } from '@foodies/testkit';
 import { harness } from '../apps/consumer/test/helpers.js';
 import { buildRelayApp } from '../apps/outbox-relay/src/app.js';
 import { testRelayConfig } from '../apps/outbox-relay/test/helpers.js';
@@ -16,13 +16,10 @@ t.test('npm run demo prints what happened to each order', async (t) => {
   t.teardown(() => relay.close());
   await relay.start();
 
-  const admin = new URL(TEST_DATABASE_URL);
   const child = spawn(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', demo], {
     env: {
       ...process.env,
-      DB_URL: `postgres://${admin.host}/${h.database.name}`,
-      DB_USERNAME: decodeURIComponent(admin.username),
-      DB_PASSWORD: decodeURIComponent(admin.password),
+      ...testDbEnv(h.database),
       RABBITMQ_HOST: TEST_RABBIT.RABBITMQ_HOST,
       RABBITMQ_PORT: String(TEST_RABBIT.RABBITMQ_PORT),
       RABBITMQ_PUBLISH_EXCHANGE: h.names.exchange,

@@ -11,6 +11,7 @@ import {
   testRabbit,
   waitFor,
   eventBody,
+  testDbEnv,
 } from '@foodies/testkit';
 
 const startAll = fileURLToPath(new URL('../scripts/start-all.ts', import.meta.url));
@@ -48,13 +49,10 @@ t.test('npm start runs all three apps with prefixes, answers an order, and stops
   const database = await createTestDatabase(t, { migrate: false });
   const rabbit = testRabbit(t);
   const names = rabbitNames(t, rabbit);
-  const admin = new URL(TEST_DATABASE_URL);
   const child = spawn(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', startAll], {
     env: {
       ...process.env,
-      DB_URL: `postgres://${admin.host}/${database.name}`,
-      DB_USERNAME: decodeURIComponent(admin.username),
-      DB_PASSWORD: decodeURIComponent(admin.password),
+      ...testDbEnv(database),
       RABBITMQ_HOST: TEST_RABBIT.RABBITMQ_HOST,
       RABBITMQ_PORT: String(TEST_RABBIT.RABBITMQ_PORT),
       RABBITMQ_PUBLISH_EXCHANGE: names.exchange,

@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { AsyncMessage } from 'rabbitmq-client';
-import { stringifyJson } from '@foodies/domain';
-import { waitFor } from '@foodies/testkit';
+import { eventBody, stockConfirmedEvent, waitFor } from '@foodies/testkit';
 import { processStats, type Stack } from './stack.js';
 
 export interface RunResult {
@@ -22,26 +21,7 @@ export function percentile(sorted: number[], p: number): number {
 
 let nextOrder = BigInt(Date.now()) * 1000n;
 
-function event(orderId: bigint): Buffer {
-  return Buffer.from(
-    stringifyJson({
-      eventId: randomUUID(),
-      orderId,
-      buyerId: `buyer-${orderId % 1000n}`,
-      totalAmount: '49.99',
-      currency: 'USD',
-      paymentMethod: {
-        type: 'CREDIT_CARD',
-        cardLastFour: '4242',
-        cardBrand: 'VISA',
-        cardHolderName: 'Bench Buyer',
-        expirationMonth: 12,
-        expirationYear: 2030,
-      },
-      occurredAt: new Date().toISOString(),
-    }),
-  );
-}
+const event = (orderId: bigint) => eventBody(stockConfirmedEvent({ orderId, buyerId: `buyer-${orderId % 1000n}` }));
 
 /** One measured run: publish, collect every answer, then check the books. */
 export async function runLoad(

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { Connection } from 'rabbitmq-client';
-import { createTestDatabase, TEST_DATABASE_URL, TEST_RABBIT, uniqueName, waitFor, type TestDatabase } from '@foodies/testkit';
+import { createTestDatabase, TEST_RABBIT, uniqueName, waitFor, type TestDatabase, testDbEnv } from '@foodies/testkit';
 
 export interface AppProcess {
   name: string;
@@ -42,12 +42,9 @@ export async function startStack(options: {
   const rabbit = new Connection({ ...toClient(TEST_RABBIT), connectionName: 'payment-bench', noDelay: true });
   const exchange = uniqueName('bench.events');
   const queue = uniqueName('bench.stock-confirmed');
-  const admin = new URL(TEST_DATABASE_URL);
   const env = {
     ...process.env,
-    DB_URL: `postgres://${admin.host}/${database.name}`,
-    DB_USERNAME: decodeURIComponent(admin.username),
-    DB_PASSWORD: decodeURIComponent(admin.password),
+    ...testDbEnv(database),
     RABBITMQ_HOST: TEST_RABBIT.RABBITMQ_HOST,
     RABBITMQ_PORT: String(TEST_RABBIT.RABBITMQ_PORT),
     RABBITMQ_PUBLISH_EXCHANGE: exchange,

@@ -2,11 +2,10 @@ import { randomUUID } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
-import { sql } from 'kysely';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Connection } from 'rabbitmq-client';
-import { createDb, type Db } from '@foodies/db';
-import { createRabbit, pgConnectionFromEnv, registerHealthRoutes, type Logger } from '@foodies/platform';
+import { createDb, pingDatabase, type Db } from '@foodies/db';
+import { createRabbit, dependencyChecks, pgConnectionFromEnv, registerHealthRoutes, type Logger } from '@foodies/platform';
 import { AuthError, createAuthenticator } from './auth.js';
 import type { AdminConfig } from './config.js';
 import { type BadRequest, type NotFound, paymentRoutes } from './routes/payments.js';
@@ -102,14 +101,10 @@ export async function buildAdminApp(config: AdminConfig, logger: Logger): Promis
   registerHealthRoutes(app, {
     registry,
     checkTimeoutMs: config.READINESS_TIMEOUT_MS,
-    checks: {
-      database: async () => {
-        await sql`select 1`.execute(db);
-      },
-      rabbitmq: async () => {
-        if (!rabbit?.ready) throw new Error('not connected');
-      },
-    },
+    checks: dependencyChecks(
+      () => pingDatabase(db),
+      () => rabbit,
+    ),
   });
   app.get('/docs', { schema: { hide: true } }, async () => app.swagger());
   app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());

@@ -1,19 +1,10 @@
-import { ConfigError, closeOnSignals, createLogger } from '@foodies/platform';
+import { closeOnSignals, createLogger, loadConfigOrExit } from '@foodies/platform';
 import { buildAdminApp } from './app.js';
 import { loadAdminConfig } from './config.js';
 
 /** Process wiring only: env, logger, signals, listen. */
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadAdminConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`payment-admin-api: invalid configuration: ${err.message}\n`);
-      process.exit(1);
-    }
-    throw err;
-  }
+  const config = loadConfigOrExit('payment-admin-api', () => loadAdminConfig());
   const logger = createLogger({ name: 'payment-admin-api', level: config.LOG_LEVEL });
   const admin = await buildAdminApp(config, logger);
   closeOnSignals(logger, config.SHUTDOWN_TIMEOUT_MS, () => admin.close());

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload, type CryptoKey } from 'jose';
-import { captureLogger, createTestDatabase, TEST_DATABASE_URL, TEST_RABBIT, type Teardown, type TestDatabase } from '@foodies/testkit';
+import { captureLogger, createTestDatabase, TEST_RABBIT, type Teardown, type TestDatabase, testDbEnv } from '@foodies/testkit';
 import { buildAdminApp, type AdminApp } from '../src/app.js';
 import { loadAdminConfig, type AdminConfig } from '../src/config.js';
 
@@ -52,12 +52,9 @@ export async function token(
 }
 
 export function adminConfig(database: TestDatabase, jwksUrl: string, overrides: Partial<AdminConfig> = {}): AdminConfig {
-  const admin = new URL(TEST_DATABASE_URL);
   return {
     ...loadAdminConfig({ AUTH_ISSUER: ISSUER }),
-    DB_URL: `postgres://${admin.host}/${database.name}`,
-    DB_USERNAME: decodeURIComponent(admin.username),
-    DB_PASSWORD: decodeURIComponent(admin.password),
+    ...testDbEnv(database),
     DB_POOL_MAX: 4,
     ...TEST_RABBIT,
     AUTH_JWKS_URL: jwksUrl,

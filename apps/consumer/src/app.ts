@@ -1,8 +1,16 @@
-import { sql } from 'kysely';
 import { ConsumerStatus, type AsyncMessage, type Connection, type Consumer, type Publisher } from 'rabbitmq-client';
-import { createDb, type Db } from '@foodies/db';
+import { createDb, pingDatabase, type Db } from '@foodies/db';
 import { ROUTING_KEYS } from '@foodies/domain';
-import { backoffDelay, buildHealthServer, createRabbit, pgConnectionFromEnv, sleep, ServiceError, type Logger } from '@foodies/platform';
+import {
+  backoffDelay,
+  buildHealthServer,
+  createRabbit,
+  dependencyChecks,
+  pgConnectionFromEnv,
+  sleep,
+  ServiceError,
+  type Logger,
+} from '@foodies/platform';
 import {
   PaymentService,
   PgLedgerStore,
@@ -87,14 +95,10 @@ export function buildConsumerApp(config: ConsumerConfig, logger: Logger, overrid
 
   const health = buildHealthServer({
     registry: metrics.registry,
-    checks: {
-      database: async () => {
-        await sql`select 1`.execute(db);
-      },
-      rabbitmq: async () => {
-        if (!rabbit?.ready) throw new Error('not connected');
-      },
-    },
+    checks: dependencyChecks(
+      () => pingDatabase(db),
+      () => rabbit,
+    ),
   });
 
   /**

@@ -1,19 +1,10 @@
-import { ConfigError, closeOnSignals, createLogger } from '@foodies/platform';
+import { closeOnSignals, createLogger, loadConfigOrExit } from '@foodies/platform';
 import { buildConsumerApp } from './app.js';
 import { loadConsumerConfig } from './config.js';
 
 /** Process wiring only: env, logger, signals, listen. */
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConsumerConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`payment-consumer: invalid configuration: ${err.message}\n`);
-      process.exit(1);
-    }
-    throw err;
-  }
+  const config = loadConfigOrExit('payment-consumer', () => loadConsumerConfig());
   const logger = createLogger({ name: 'payment-consumer', level: config.LOG_LEVEL });
   const app = buildConsumerApp(config, logger);
   closeOnSignals(logger, config.SHUTDOWN_TIMEOUT_MS, () => app.close());

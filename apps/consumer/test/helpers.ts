@@ -8,22 +8,19 @@ import {
   captureLogger,
   createTestDatabase,
   rabbitNames,
-  TEST_DATABASE_URL,
   TEST_RABBIT,
   testRabbit,
   type RabbitNames,
   type Teardown,
   type TestDatabase,
+  testDbEnv,
 } from '@foodies/testkit';
 
 /** Consumer config for a test: its own database, its own exchange and queues, fast retries. */
 export function testConsumerConfig(database: TestDatabase, names: RabbitNames, overrides: Partial<ConsumerConfig> = {}): ConsumerConfig {
-  const admin = new URL(TEST_DATABASE_URL);
   return {
     ...loadConsumerConfig({ PAYMENT_DELAY_MS: '0', PAYMENT_LEASE_MS: '30000' }),
-    DB_URL: `postgres://${admin.host}/${database.name}`,
-    DB_USERNAME: decodeURIComponent(admin.username),
-    DB_PASSWORD: decodeURIComponent(admin.password),
+    ...testDbEnv(database),
     DB_POOL_MAX: 4,
     ...TEST_RABBIT,
     RABBITMQ_PUBLISH_EXCHANGE: names.exchange,

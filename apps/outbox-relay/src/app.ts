@@ -1,8 +1,15 @@
-import { sql } from 'kysely';
 import pgListen, { type Subscriber } from 'pg-listen';
 import type { Connection } from 'rabbitmq-client';
-import { createDb, makeBackedOffRowsDue, OUTBOX_CHANNEL, type Db, type OutboxRow } from '@foodies/db';
-import { backoffDelay, buildHealthServer, createRabbit, pgConnectionFromEnv, sleep, type Logger } from '@foodies/platform';
+import { createDb, makeBackedOffRowsDue, OUTBOX_CHANNEL, pingDatabase, type Db, type OutboxRow } from '@foodies/db';
+import {
+  backoffDelay,
+  buildHealthServer,
+  createRabbit,
+  dependencyChecks,
+  pgConnectionFromEnv,
+  sleep,
+  type Logger,
+} from '@foodies/platform';
 import type { FastifyInstance } from 'fastify';
 import type { RelayConfig } from './config.js';
 import { createRelayMetrics, type RelayMetrics } from './metrics.js';
@@ -36,14 +43,10 @@ export function buildRelayApp(config: RelayConfig, logger: Logger, overrides: Re
 
   const health = buildHealthServer({
     registry: metrics.registry,
-    checks: {
-      database: async () => {
-        await sql`select 1`.execute(db);
-      },
-      rabbitmq: async () => {
-        if (!rabbit?.ready) throw new Error('not connected');
-      },
-    },
+    checks: dependencyChecks(
+      () => pingDatabase(db),
+      () => rabbit,
+    ),
   });
 
   async function listen(): Promise<void> {

@@ -1,19 +1,10 @@
-import { ConfigError, closeOnSignals, createLogger } from '@foodies/platform';
+import { closeOnSignals, createLogger, loadConfigOrExit } from '@foodies/platform';
 import { buildRelayApp } from './app.js';
 import { loadRelayConfig } from './config.js';
 
 /** Process wiring only: env, logger, signals, listen. */
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadRelayConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`payment-outbox-relay: invalid configuration: ${err.message}\n`);
-      process.exit(1);
-    }
-    throw err;
-  }
+  const config = loadConfigOrExit('payment-outbox-relay', () => loadRelayConfig());
   const logger = createLogger({ name: 'payment-outbox-relay', level: config.LOG_LEVEL });
   const app = buildRelayApp(config, logger);
   closeOnSignals(logger, config.SHUTDOWN_TIMEOUT_MS, () => app.close());

@@ -6,22 +6,19 @@ import {
   captureLogger,
   createTestDatabase,
   rabbitNames,
-  TEST_DATABASE_URL,
   TEST_RABBIT,
   testRabbit,
   type Teardown,
   type TestDatabase,
+  testDbEnv,
 } from '@foodies/testkit';
 import { buildRelayApp, type RelayApp, type RelayOverrides } from '../src/app.js';
 import { loadRelayConfig, type RelayConfig } from '../src/config.js';
 
 export function testRelayConfig(database: TestDatabase, exchange: string, overrides: Partial<RelayConfig> = {}): RelayConfig {
-  const admin = new URL(TEST_DATABASE_URL);
   return {
     ...loadRelayConfig({}),
-    DB_URL: `postgres://${admin.host}/${database.name}`,
-    DB_USERNAME: decodeURIComponent(admin.username),
-    DB_PASSWORD: decodeURIComponent(admin.password),
+    ...testDbEnv(database),
     DB_POOL_MAX: 4,
     ...TEST_RABBIT,
     RABBITMQ_PUBLISH_EXCHANGE: exchange,

@@ -214,3 +214,8 @@ export async function releasePaymentLease(db: Executor, paymentId: bigint): Prom
     .where('status', 'in', [...IN_FLIGHT_STATUSES])
     .execute();
 }
+
+/** A trivial round trip, for readiness probes. */
+export async function pingDatabase(db: Executor): Promise<void> {
+  await sql`select 1`.execute(db);
+}

@@ -98,3 +98,14 @@ export function pgConnectionFromEnv(config: { DB_URL: string; DB_USERNAME: strin
   for (const jdbcOnly of ['user', 'password', 'currentSchema', 'ApplicationName']) url.searchParams.delete(jdbcOnly);
   return { connectionString: url.toString(), user: config.DB_USERNAME, password: config.DB_PASSWORD };
 }
+
+/** For a process's main(): the loaded config, or one line on stderr and exit code 1. */
+export function loadConfigOrExit<T>(processName: string, load: () => T): T {
+  try {
+    return load();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${processName}: invalid configuration: ${err.message}\n`);
+    process.exit(1);
+  }
+}

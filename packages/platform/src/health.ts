@@ -3,6 +3,24 @@ import type { Registry } from 'prom-client';
 
 export type HealthCheck = () => Promise<void>;
 
+/**
+ * The readiness checks every app has: the database answers a trivial query, and the AMQP
+ * connection (created at start, hence the getter) is up.
+ */
+export function dependencyChecks(
+  pingDatabase: () => Promise<unknown>,
+  rabbit: () => { ready: boolean } | undefined,
+): Record<string, HealthCheck> {
+  return {
+    database: async () => {
+      await pingDatabase();
+    },
+    rabbitmq: async () => {
+      if (!rabbit()?.ready) throw new Error('not connected');
+    },
+  };
+}
+
 export interface HealthServerOptions {
   /** Named dependency checks for /healthz/ready; each rejects when its dependency is down. */
   checks: Record<string, HealthCheck>;

@@ -55,3 +55,13 @@ export async function createTestDatabase(t: Teardown, options: { migrate?: boole
   });
   return { name, url: url.toString(), db, pool };
 }
+
+/** The DB_* variables that point an app at a test database, with the test role's credentials. */
+export function testDbEnv(database: Pick<TestDatabase, 'name'>): { DB_URL: string; DB_USERNAME: string; DB_PASSWORD: string } {
+  const admin = new URL(TEST_DATABASE_URL);
+  return {
+    DB_URL: `postgres://${admin.host}/${database.name}`,
+    DB_USERNAME: decodeURIComponent(admin.username),
+    DB_PASSWORD: decodeURIComponent(admin.password),
+  };
+}
