@@ -3,7 +3,7 @@
 // Thresholds are percentages of the whole run (json-summary written by tap).
 import { readFileSync } from 'node:fs';
 
-const THRESHOLDS = { lines: 90, statements: 90, functions: 85, branches: 85 };
+const THRESHOLDS = { lines: 90, statements: 90, functions: 85, branches: 80 };
 const file = process.argv[2] ?? '.tap/report/coverage-summary.json';
 
 let total;
