@@ -74,6 +74,7 @@ export const tables = {
     last_error: col('text', true, false),
     next_attempt_at: col('timestamptz', false, true),
     parked_at: col('timestamptz', true, false),
+    row_failures: col('int4', false, true),
   },
   order_answers: {
     order_id: col('int8', false, false),

@@ -39,7 +39,8 @@ export function createAuthenticator(options: AuthOptions): (authorization: strin
     cacheMaxAge: 600_000,
   });
   return async (authorization) => {
-    const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/.exec(authorization ?? '');
+    // The scheme name is case-insensitive (RFC 9110 §11.1).
+    const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)$/i.exec(authorization ?? '');
     if (!authorization) throw new AuthError(401, 'missing bearer token');
     if (!match) throw new AuthError(401, 'malformed bearer token');
     let payload: JWTPayload;
@@ -49,6 +50,8 @@ export function createAuthenticator(options: AuthOptions): (authorization: strin
         audience: options.audience,
         algorithms: ['RS256'],
         clockTolerance: options.clockToleranceS,
+        // jose checks exp only when present; a token without one would never expire.
+        requiredClaims: ['exp', 'sub'],
       }));
     } catch (err) {
       if (err instanceof errors.JWKSTimeout || (err instanceof TypeError && /fetch/i.test(err.message)) || isFetchFailure(err)) {

@@ -44,5 +44,6 @@ export function loadAdminConfig(env: NodeJS.ProcessEnv = process.env): AdminConf
   } catch {
     throw new ConfigError(config.AUTH_JWKS_URL ? 'AUTH_JWKS_URL' : 'AUTH_ISSUER', `is not a valid URL; got '${jwks}'`);
   }
-  return { ...config, AUTH_JWKS_URL: jwks };
+  // Keycloak's `iss` has no trailing slash; compare against the same normalised form.
+  return { ...config, AUTH_ISSUER: issuer, AUTH_JWKS_URL: jwks };
 }

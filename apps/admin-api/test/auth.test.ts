@@ -1,7 +1,8 @@
 import t from 'tap';
+import { SignJWT } from 'jose';
 import { PgPaymentRepository } from '@foodies/payments';
 import { paymentRequest, waitFor } from '@foodies/testkit';
-import { adminConfig, createTestDatabase, jwksServer, signingKey, startAdmin, token } from './helpers.js';
+import { adminConfig, createTestDatabase, ISSUER, jwksServer, signingKey, startAdmin, token } from './helpers.js';
 
 t.test('who may read payments', async (t) => {
   const database = await createTestDatabase(t);
@@ -38,6 +39,18 @@ t.test('who may read payments', async (t) => {
       t.equal(res.statusCode, 401, name);
       t.match(res.json().message, message, name);
     }
+  });
+
+  t.test('a token without exp never passes; the Bearer scheme is case-insensitive', async (t) => {
+    const forever = await new SignJWT({ realm_access: { roles: ['admin'] } })
+      .setProtectedHeader({ alg: 'RS256', kid: key.kid })
+      .setIssuer(ISSUER)
+      .setSubject('admin-user-1')
+      .sign(key.privateKey);
+    const res = await get(`Bearer ${forever}`);
+    t.equal(res.statusCode, 401);
+    t.match(res.json().message, /claim 'exp'/);
+    t.equal((await get(`bearer ${await token(key)}`)).statusCode, 200);
   });
 
   t.test('a valid token without the admin role is 403', async (t) => {

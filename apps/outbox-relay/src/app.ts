@@ -40,6 +40,7 @@ export function buildRelayApp(config: RelayConfig, logger: Logger, overrides: Re
   let relay: OutboxRelay | undefined;
   let listener: Subscriber | undefined;
   const timers: NodeJS.Timeout[] = [];
+  let sweeping: Promise<void> | undefined;
 
   const health = buildHealthServer({
     registry: metrics.registry,
@@ -112,20 +113,17 @@ export function buildRelayApp(config: RelayConfig, logger: Logger, overrides: Re
         rowRetry: { baseMs: config.OUTBOX_RETRY_BASE_MS, maxMs: config.OUTBOX_RETRY_MAX_MS },
         afterPublish: overrides.afterPublish,
       });
-      let connectedBefore = false;
       rabbit.on('connection', () => {
-        // Rows that failed while the broker was away are due again right away.
-        if (connectedBefore) {
-          makeBackedOffRowsDue(db)
-            .then(() => relay!.requestDrain('broker'))
-            .catch((err: unknown) => logger.error({ err }, 'could not reschedule rows after broker reconnect'));
-        }
-        connectedBefore = true;
+        // Rows that failed while the broker was away (or before it was first reached) are due again at once.
+        makeBackedOffRowsDue(db)
+          .then(() => relay!.requestDrain('broker'))
+          .catch((err: unknown) => logger.error({ err }, 'could not reschedule rows after broker reconnect'));
       });
       timers.push(setInterval(() => relay!.requestDrain('poll'), config.OUTBOX_POLL_INTERVAL_MS));
       timers.push(
         setInterval(() => {
-          sweepRetention(
+          if (sweeping) return;
+          sweeping = sweepRetention(
             db,
             {
               outboxRetentionMs: config.OUTBOX_RETENTION_MS,
@@ -134,7 +132,12 @@ export function buildRelayApp(config: RelayConfig, logger: Logger, overrides: Re
             },
             metrics,
             logger,
-          ).catch((err: unknown) => logger.error({ err }, 'retention sweep failed'));
+          )
+            .then(() => undefined)
+            .catch((err: unknown) => logger.error({ err }, 'retention sweep failed'))
+            .finally(() => {
+              sweeping = undefined;
+            });
         }, config.RETENTION_INTERVAL_MS),
       );
       const listening = keepListening();
@@ -151,6 +154,7 @@ export function buildRelayApp(config: RelayConfig, logger: Logger, overrides: Re
         for (const timer of timers) clearInterval(timer);
         await listener?.close().catch(() => undefined);
         await relay?.stop();
+        await sweeping;
         await publisher?.close();
         await rabbit?.close();
         await health.close();

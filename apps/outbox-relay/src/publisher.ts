@@ -66,6 +66,8 @@ export class OutboxPublisher {
   }
 
   private async publishOne(row: OutboxRow): Promise<void> {
+    // A return left over from an earlier, timed-out publish of this row must not count now.
+    this.returned.delete(row.eventId);
     const limit = timeout(this.options.timeoutMs);
     try {
       await Promise.race([

@@ -104,8 +104,9 @@ export class OutboxRelay {
           continue;
         }
         metrics.failures.inc({ kind: outcome.kind });
-        const park = outcome.kind === 'row' && row.attempts + 1 >= maxAttempts;
-        await recordOutboxFailure(tx, row.id, outcome.error, backoffDelay(row.attempts, rowRetry), park);
+        const rowFailure = outcome.kind === 'row';
+        const park = rowFailure && row.rowFailures + 1 >= maxAttempts;
+        await recordOutboxFailure(tx, row.id, { error: outcome.error, rowFailure, retryInMs: backoffDelay(row.attempts, rowRetry), park });
         const log = logger.child({ outboxId: row.id.toString(), orderId: row.orderId.toString(), eventId: row.eventId });
         if (park) {
           metrics.parkedTotal.inc();

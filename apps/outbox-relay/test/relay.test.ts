@@ -66,10 +66,14 @@ t.test('a NOTIFY after commit wakes the relay long before its 60 s safety poll',
 t.test('rows inserted without NOTIFY are published by the safety poll, and counted as missed wake-ups', async (t) => {
   const h = await relayHarness(t);
   const app = await h.startRelay({ OUTBOX_POLL_INTERVAL_MS: 300 });
+  // Let the start-up drains (LISTEN connect, broker connect) pass, so only the poll is left.
+  await waitFor('broker drain', async () =>
+    /outbox_drains_total\{trigger="broker"\} [1-9]/.test((await app.health.inject({ url: '/metrics' })).body),
+  );
   await app.relay.idle();
   await h.insertRows(5, { notify: false });
   await waitFor('five messages', () => h.received.length === 5);
-  t.equal(await unpublishedCount(h.db), 0);
+  await waitFor('all marked published', async () => (await unpublishedCount(h.db)) === 0);
   const metrics = (await app.health.inject({ url: '/metrics' })).body;
   t.match(metrics, /outbox_poll_drains_with_rows_total [1-9]/);
 });
@@ -98,6 +102,7 @@ t.test('a row the exchange cannot route is parked after N attempts while later r
   });
   const row = await h.db.selectFrom('outbox').selectAll().where('id', '=', poison!.id).executeTakeFirstOrThrow();
   t.equal(row.attempts, 3);
+  t.equal(row.row_failures, 3);
   t.equal(row.published_at, null);
   t.match(row.last_error, /unroutable/);
   await h.insertRows(2);

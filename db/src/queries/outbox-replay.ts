@@ -59,7 +59,7 @@ export async function requeueOutboxRows(db: Executor, ids: bigint[]): Promise<nu
   if (ids.length === 0) return 0;
   const result = await db
     .updateTable('outbox')
-    .set({ published_at: null, parked_at: null, attempts: 0, last_error: null, next_attempt_at: sql<Date>`now()` })
+    .set({ published_at: null, parked_at: null, attempts: 0, row_failures: 0, last_error: null, next_attempt_at: sql<Date>`now()` })
     .where('id', 'in', ids)
     .executeTakeFirst();
   await notifyOutbox(db);

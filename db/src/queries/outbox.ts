@@ -41,6 +41,8 @@ export interface OutboxRow {
   payload: string;
   createdAt: Date;
   attempts: number;
+  /** Failures of this row itself (returned, nacked); broker outages do not count. */
+  rowFailures: number;
 }
 
 /**
@@ -59,8 +61,9 @@ export async function claimOutboxBatch(tx: Executor, limit: number): Promise<Out
     payload: string;
     created_at: Date;
     attempts: number;
+    row_failures: number;
   }>`
-    SELECT o.id, o.event_id, o.order_id, o.event_type, o.routing_key, o.payload, o.created_at, o.attempts
+    SELECT o.id, o.event_id, o.order_id, o.event_type, o.routing_key, o.payload, o.created_at, o.attempts, o.row_failures
     FROM outbox o
     WHERE o.published_at IS NULL AND o.parked_at IS NULL AND o.next_attempt_at <= now()
       AND NOT EXISTS (
@@ -79,6 +82,7 @@ export async function claimOutboxBatch(tx: Executor, limit: number): Promise<Out
     payload: r.payload,
     createdAt: r.created_at,
     attempts: r.attempts,
+    rowFailures: r.row_failures,
   }));
 }
 
@@ -93,14 +97,21 @@ export async function markOutboxPublished(tx: Executor, ids: bigint[]): Promise<
 }
 
 /**
- * Records a failed publish: one more attempt, the error, and when to try again. `park`
- * takes the row out of circulation until an operator replays it.
+ * Records a failed publish: one more attempt (and one more row failure when the row itself
+ * was refused), the error, and when to try again. `park` takes the row out of circulation
+ * until an operator replays it.
  */
-export async function recordOutboxFailure(tx: Executor, id: bigint, error: string, retryInMs: number, park: boolean): Promise<void> {
+export async function recordOutboxFailure(
+  tx: Executor,
+  id: bigint,
+  failure: { error: string; rowFailure: boolean; retryInMs: number; park: boolean },
+): Promise<void> {
+  const { error, retryInMs, park } = failure;
   await tx
     .updateTable('outbox')
     .set((eb) => ({
       attempts: eb('attempts', '+', 1),
+      row_failures: failure.rowFailure ? eb('row_failures', '+', 1) : eb.ref('row_failures'),
       last_error: error.slice(0, 2000),
       next_attempt_at: sql<Date>`now() + ${retryInMs} * interval '1 millisecond'`,
       parked_at: park ? sql<Date>`now()` : null,
