@@ -13,6 +13,8 @@ export interface BenchOptions {
   ceiling: boolean;
   /** Write a V8 CPU profile of every app process into this directory (see --profile). */
   profileDir?: string;
+  /** Run the compiled apps from dist/ (after npm run build) instead of the sources through tsx. */
+  dist: boolean;
 }
 
 export const HELP = `Usage: npm run bench -- [options]
@@ -33,6 +35,7 @@ OrderStockConfirmedEvents and times every answer.
   --no-ceiling             skip the machine-ceiling measurement
   --json                   one JSON document instead of the table
   --profile <dir>          write a CPU profile of every app process to <dir> (node --cpu-prof)
+  --dist                   run the compiled apps (run npm run build first) instead of tsx
 `;
 
 export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
@@ -51,6 +54,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
       'no-ceiling': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       profile: { type: 'string' },
+      dist: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -74,5 +78,6 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
     json: values.json,
     ceiling: !values['no-ceiling'],
     profileDir: values.profile,
+    dist: values.dist,
   };
 }
