@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
+import type { Publisher } from 'rabbitmq-client';
 import { countLedgerCharges, createDb, findPaymentByOrderId, findOrderRejection } from '@foodies/db';
 import { parseJsonExact, stringifyJson } from '@foodies/domain';
 import { createLogger, createRabbit, DatabaseEnv, loadConfig, pgConnectionFromEnv, RabbitEnv } from '@foodies/platform';
@@ -95,6 +96,15 @@ async function main(): Promise<number> {
   await new Promise<void>((resolve) => consumer.once('ready', () => resolve()));
 
   const publisher = rabbit.createPublisher({ confirm: true });
+  try {
+    return await publishAndReport(publisher, dlqBefore, seen);
+  } finally {
+    await consumer.close();
+    await publisher.close();
+  }
+}
+
+async function publishAndReport(publisher: Publisher, dlqBefore: number, seen: Map<bigint, string[]>): Promise<number> {
   for (const order of orders) {
     await publisher.send(
       { exchange, routingKey: 'order.stock-confirmed', contentType: 'application/json', durable: true },
@@ -156,8 +166,6 @@ async function main(): Promise<number> {
     );
     return 1;
   }
-  await consumer.close();
-  await publisher.close();
   return 0;
 }
 

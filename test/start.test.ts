@@ -63,8 +63,12 @@ t.test('npm start runs all three apps with prefixes, answers an order, and stops
       PAYMENT_DELAY_MS: '0',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group, so a failing test can kill npm start and the three apps at once.
+    detached: true,
   });
-  t.teardown(() => child.kill('SIGKILL'));
+  t.teardown(() => {
+    if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');
+  });
   let output = '';
   child.stdout.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr.on('data', (c: Buffer) => (output += c.toString()));

@@ -77,7 +77,9 @@ export class OutboxRelay {
           this.again = true;
           break;
         }
-        if (claimed < this.options.batchSize) break;
+        // Stop only on an empty claim: publishing an order's head row makes its next row
+        // claimable, and no notification will come for that one.
+        if (claimed === 0) break;
       }
       if (trigger === 'poll' && published > 0) {
         this.options.metrics.pollDrainsWithRows.inc();

@@ -63,6 +63,22 @@ t.test('a NOTIFY after commit wakes the relay long before its 60 s safety poll',
   t.match(metrics, /outbox_poll_drains_with_rows_total 0/);
 });
 
+t.test("one notification publishes all of an order's rows, one after the other, without waiting for the poll", async (t) => {
+  const h = await relayHarness(t);
+  const app = await h.startRelay({ OUTBOX_POLL_INTERVAL_MS: 60_000 });
+  await waitFor('start-up drains done', async () =>
+    /outbox_drains_total\{trigger="broker"\} [1-9]/.test((await app.health.inject({ url: '/metrics' })).body),
+  );
+  await app.relay.idle();
+  const rows = await h.insertRows(3, { orderId: 4242n });
+  await waitFor('all three rows of the order', () => h.received.length === 3, 10_000);
+  t.same(
+    h.received.map((m) => m.messageId),
+    rows.map((r) => r.eventId),
+    'in id order',
+  );
+});
+
 t.test('rows inserted without NOTIFY are published by the safety poll, and counted as missed wake-ups', async (t) => {
   const h = await relayHarness(t);
   const app = await h.startRelay({ OUTBOX_POLL_INTERVAL_MS: 300 });
