@@ -29,7 +29,8 @@ const DRAIN_RETRY: BackoffPolicy = { baseMs: 200, maxMs: 10_000 };
  */
 export class OutboxRelay {
   private running: Promise<void> | undefined;
-  private again = false;
+  /** The wake-up that arrived during the running drain, if any: it gets one more drain. */
+  private pending: DrainTrigger | undefined;
   private readonly stopping = new AbortController();
 
   constructor(private readonly options: RelayOptions) {}
@@ -38,7 +39,8 @@ export class OutboxRelay {
     if (this.stopping.signal.aborted) return;
     this.options.metrics.drains.inc({ trigger });
     if (this.running) {
-      this.again = true;
+      // Any other wake-up outranks the poll: the poll counts only when nothing else came.
+      if (this.pending === undefined || this.pending === 'poll') this.pending = trigger;
       return;
     }
     this.running = this.drainUntilIdle(trigger).finally(() => {
@@ -57,10 +59,11 @@ export class OutboxRelay {
     await this.idle();
   }
 
-  private async drainUntilIdle(trigger: DrainTrigger): Promise<void> {
+  private async drainUntilIdle(first: DrainTrigger): Promise<void> {
     let failures = 0;
-    do {
-      this.again = false;
+    let trigger: DrainTrigger | undefined = first;
+    while (trigger !== undefined && !this.stopping.signal.aborted) {
+      this.pending = undefined;
       let published = 0;
       for (;;) {
         if (this.stopping.signal.aborted) return;
@@ -74,7 +77,7 @@ export class OutboxRelay {
           const delayMs = backoffDelay(failures++, DRAIN_RETRY);
           this.options.logger.error({ err, delayMs }, 'outbox drain failed; retrying');
           await sleep(delayMs, this.stopping.signal);
-          this.again = true;
+          this.pending ??= trigger;
           break;
         }
         // Stop only on an empty claim: publishing an order's head row makes its next row
@@ -85,7 +88,8 @@ export class OutboxRelay {
         this.options.metrics.pollDrainsWithRows.inc();
         this.options.logger.warn({ published }, 'safety poll found rows no notification announced');
       }
-    } while (this.again && !this.stopping.signal.aborted);
+      trigger = this.pending;
+    }
   }
 
   /** One transaction: claim (row locks), publish with confirms, mark or record failures, commit. */
