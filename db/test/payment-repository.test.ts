@@ -1,5 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import { listStatusHistory } from '@foodies/db';
+import { listStatusHistory, type AnswerRows } from '@foodies/db';
 import { PgPaymentRepository } from '@foodies/payments';
 import { createTestDatabase, paymentRequest } from '@foodies/testkit';
 
@@ -8,6 +9,11 @@ const request = paymentRequest;
 t.test('PaymentRepository against PostgreSQL', async (t) => {
   const { db } = await createTestDatabase(t);
   const repo = new PgPaymentRepository(db);
+  const claimNew = async (req = request()) => {
+    const claim = await repo.claim(req, 60_000);
+    if (claim.kind !== 'claimed') throw new Error(`expected a claim, got ${claim.kind}`);
+    return claim.payment;
+  };
 
   t.test('create stores every field and assigns an id', async (t) => {
     const req = request({ amount: '1.234', currency: 'BHD' });
@@ -33,7 +39,7 @@ t.test('PaymentRepository against PostgreSQL', async (t) => {
     const req = request();
     await repo.create(req);
     await t.rejects(repo.create({ ...req, eventId: 'other' }), /order_answers_pkey/);
-    t.equal(await repo.claim({ ...req, eventId: 'other' }, 1000), undefined, 'claim reports the conflict instead');
+    t.same(await repo.claim({ ...req, eventId: 'other' }, 1000), { kind: 'order-answered' }, 'claim reports the conflict instead');
   });
 
   t.test('find by buyer pages newest first', async (t) => {
@@ -72,15 +78,10 @@ t.test('PaymentRepository against PostgreSQL', async (t) => {
   });
 
   t.test('a lease is taken over only after it expires, by one caller', async (t) => {
-    const claimed = await repo.claim(request(), 60_000);
-    t.ok(claimed);
-    t.equal(await repo.takeOver(claimed!.id, 1000), undefined, 'live lease is respected');
-    await repo.releaseLease(claimed!.id);
-    const takers = await Promise.all([
-      repo.takeOver(claimed!.id, 1000),
-      repo.takeOver(claimed!.id, 1000),
-      repo.takeOver(claimed!.id, 1000),
-    ]);
+    const claimed = await claimNew();
+    t.equal(await repo.takeOver(claimed.id, 1000), undefined, 'live lease is respected');
+    await repo.releaseLease(claimed.id);
+    const takers = await Promise.all([repo.takeOver(claimed.id, 1000), repo.takeOver(claimed.id, 1000), repo.takeOver(claimed.id, 1000)]);
     t.equal(takers.filter(Boolean).length, 1, 'exactly one takes over');
     t.equal(takers.find(Boolean)?.status, 'PROCESSING');
   });
@@ -88,5 +89,74 @@ t.test('PaymentRepository against PostgreSQL', async (t) => {
   t.test('the database refuses a SUCCEEDED payment without a transaction id', async (t) => {
     const created = await repo.create(request());
     await t.rejects(repo.updateStatus(created.id, { status: 'SUCCEEDED' }), /payments_succeeded_has_transaction/);
+  });
+
+  t.test('the final update writes the answer rows in the same statement, only when its guard passes', async (t) => {
+    const answer = (orderId: bigint, eventId: string = randomUUID()): AnswerRows => ({
+      inbox: { eventId, orderId, outcome: 'FAILED', detail: null },
+      outbox: { eventId: randomUUID(), orderId, eventType: 'OrderPaymentFailedEvent', routingKey: 'payment.failed', payload: '{"a":1}' },
+    });
+    const rowsFor = async (orderId: bigint) => ({
+      inbox: await db.selectFrom('inbox').selectAll().where('order_id', '=', orderId).execute(),
+      outbox: await db.selectFrom('outbox').selectAll().where('order_id', '=', orderId).execute(),
+    });
+    const claimed = await claimNew();
+    const first = answer(claimed.orderId);
+    const failed = {
+      status: 'FAILED' as const,
+      failureReason: 'Card declined',
+      failureCode: 'CARD_DECLINED' as const,
+      processedAt: new Date(),
+    };
+    t.equal(await repo.updateStatus(claimed.id, failed, first), true);
+    let rows = await rowsFor(claimed.orderId);
+    t.same(
+      rows.inbox.map((r) => [r.event_id, r.outcome, r.detail]),
+      [[first.inbox.eventId, 'FAILED', null]],
+    );
+    t.same(
+      rows.outbox.map((r) => [r.event_id, r.event_type, r.routing_key, r.payload, r.published_at]),
+      [[first.outbox.eventId, 'OrderPaymentFailedEvent', 'payment.failed', '{"a":1}', null]],
+    );
+    const final = await repo.findById(claimed.id);
+    t.equal(final?.status, 'FAILED');
+    t.equal(final?.failureCode, 'CARD_DECLINED');
+
+    t.equal(await repo.updateStatus(claimed.id, failed, answer(claimed.orderId)), false, 'the guard refuses a second final status');
+    rows = await rowsFor(claimed.orderId);
+    t.equal(rows.inbox.length, 1, 'a refused update writes no inbox row');
+    t.equal(rows.outbox.length, 1, 'a refused update writes no outbox row');
+
+    const other = await claimNew();
+    const reused = answer(other.orderId, first.inbox.eventId);
+    await t.rejects(repo.updateStatus(other.id, failed, reused), /inbox_pkey/, 'a duplicate inbox key fails the statement');
+    t.equal((await repo.findById(other.id))?.status, 'PENDING', 'and the status change rolls back with it');
+    t.equal((await rowsFor(other.orderId)).outbox.length, 0, 'and so does the outbox row');
+  });
+
+  t.test('a claim inserts nothing for an event already in the inbox, whatever its order', async (t) => {
+    const req = request();
+    const payment = await claimNew(req);
+    t.equal(payment.status, 'PENDING');
+    t.ok(
+      await repo.updateStatus(
+        payment.id,
+        { status: 'SUCCEEDED', transactionId: 'txn_dup', processedAt: new Date() },
+        {
+          inbox: { eventId: req.eventId, orderId: req.orderId, outcome: 'SUCCEEDED' },
+          outbox: { eventId: randomUUID(), orderId: req.orderId, eventType: 'X', routingKey: 'x', payload: '{}' },
+        },
+      ),
+    );
+    t.same(await repo.claim(req, 60_000), { kind: 'event-answered' }, 'the same event again');
+    const otherOrder = request({ eventId: req.eventId });
+    t.same(await repo.claim(otherOrder, 60_000), { kind: 'event-answered' }, 'the same event id for another order');
+    t.equal(await repo.findByOrderId(otherOrder.orderId), undefined, 'no payment was inserted for it');
+    t.equal(
+      (await db.selectFrom('order_answers').selectAll().where('order_id', '=', otherOrder.orderId).execute()).length,
+      0,
+      'and no answer was reserved for its order',
+    );
+    t.same(await repo.claim({ ...req, eventId: randomUUID() }, 60_000), { kind: 'order-answered' }, 'a new event for the paid order');
   });
 });

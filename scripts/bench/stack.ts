@@ -36,6 +36,7 @@ export async function startStack(options: {
   delayMs: number;
   prefetch: number;
   profileDir?: string;
+  dist: boolean;
 }): Promise<Stack> {
   const cleanups: Array<() => unknown> = [];
   const database = await createTestDatabase({ teardown: (fn) => cleanups.unshift(fn) });
@@ -56,11 +57,14 @@ export async function startStack(options: {
     LOG_LEVEL: 'warn',
   };
   const apps: AppProcess[] = [];
-  const start = (name: string, entry: string) => {
-    const profile = options.profileDir
-      ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`, `--cpu-prof-name=${name}-${Date.now()}.cpuprofile`]
-      : [];
-    const child = spawn(process.execPath, [...profile, '--conditions=@foodies/source', '--import', 'tsx', entry], {
+  const start = (name: string, workspace: string) => {
+    // One directory per app: node names each thread's profile itself (tsx's loader runs in a
+    // second thread, so a fixed --cpu-prof-name would let it overwrite the main thread's).
+    const profile = options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}/${name}`] : [];
+    const entry = options.dist
+      ? [`apps/${workspace}/dist/main.js`]
+      : ['--conditions=@foodies/source', '--import', 'tsx', `apps/${workspace}/src/main.ts`];
+    const child = spawn(process.execPath, [...profile, ...entry], {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -69,8 +73,8 @@ export async function startStack(options: {
     child.stderr!.on('data', (c: Buffer) => app.output.push(c.toString()));
     apps.push(app);
   };
-  for (let i = 0; i < options.consumers; i++) start(`consumer-${i + 1}`, 'apps/consumer/src/main.ts');
-  for (let i = 0; i < options.relays; i++) start(`relay-${i + 1}`, 'apps/outbox-relay/src/main.ts');
+  for (let i = 0; i < options.consumers; i++) start(`consumer-${i + 1}`, 'consumer');
+  for (let i = 0; i < options.relays; i++) start(`relay-${i + 1}`, 'outbox-relay');
   // Declared by the consumer at start; wait until it is bound.
   await waitFor(
     'consumers subscribed',

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { insertInboxRow, insertOutboxRow, type Db, type InboxOutcome } from '@foodies/db';
+import { insertInboxRow, insertOutboxRow, type AnswerRows, type Db, type InboxOutcome } from '@foodies/db';
 import {
   EVENT_NAMES,
   formatInstant,
@@ -59,17 +59,22 @@ export function eventForRecord(record: PaymentRecord, now: Date): ResultEvent {
   return failedEvent(record.orderId, record.failureReason ?? 'Unknown', record.failureCode ?? 'UNKNOWN', record.processedAt ?? now);
 }
 
-/**
- * Writes the answer to one consumed event: its inbox row (dedupe) and the result event in
- * the outbox. Must run inside the caller's transaction, next to the state it reports.
- */
-export async function recordAnswer(tx: Db, eventId: string, outcome: InboxOutcome, event: ResultEvent, detail?: string): Promise<void> {
-  await insertInboxRow(tx, { eventId, orderId: event.body.orderId, outcome, detail: detail ?? null });
-  await insertOutboxRow(tx, {
-    eventId: event.body.eventId,
-    orderId: event.body.orderId,
-    eventType: event.name,
-    routingKey: event.routingKey,
-    payload: stringifyJson(event.body),
-  });
+/** The answer to one consumed event: its inbox row (dedupe) and the result event for the outbox. */
+export function answerRows(eventId: string, outcome: InboxOutcome, event: ResultEvent, detail?: string): AnswerRows {
+  return {
+    inbox: { eventId, orderId: event.body.orderId, outcome, detail: detail ?? null },
+    outbox: {
+      eventId: event.body.eventId,
+      orderId: event.body.orderId,
+      eventType: event.name,
+      routingKey: event.routingKey,
+      payload: stringifyJson(event.body),
+    },
+  };
+}
+
+/** Writes an answer inside the caller's transaction, next to the state it reports. */
+export async function recordAnswer(tx: Db, answer: AnswerRows): Promise<void> {
+  await insertInboxRow(tx, answer.inbox);
+  await insertOutboxRow(tx, answer.outbox);
 }

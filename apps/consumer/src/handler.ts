@@ -10,7 +10,7 @@ import {
 import type { Logger } from '@foodies/platform';
 import { InvalidPaymentDataError, PaymentInFlightError, type PaymentService } from '@foodies/payments';
 import { TransientError } from '@foodies/platform';
-import { eventForRecord, eventForResult, failedEvent, recordAnswer } from './answers.js';
+import { answerRows, eventForRecord, eventForResult, failedEvent, recordAnswer } from './answers.js';
 import { deadLetterBody } from './dead-letter.js';
 
 export type Handled =
@@ -58,17 +58,16 @@ export class StockConfirmedHandler {
   }
 
   private async process(event: StockConfirmedEvent, log: Logger): Promise<Answered> {
-    if (await isEventInInbox(this.deps.db, event.eventId)) {
-      log.info('event already answered; acknowledging without effect');
-      return 'duplicate';
-    }
     const check = toPaymentRequest(event);
-    if (!check.ok) return this.reject(event, check.code, check.reason, log);
+    if (!check.ok) {
+      if (await isEventInInbox(this.deps.db, event.eventId)) return this.duplicate(log);
+      return this.reject(event, check.code, check.reason, log);
+    }
 
     let result;
     try {
-      result = await this.deps.service.processPayment(check.request, (tx, res) =>
-        recordAnswer(tx, event.eventId, res.kind === 'Success' ? 'SUCCEEDED' : 'FAILED', eventForResult(event.orderId, res)),
+      result = await this.deps.service.processPayment(check.request, (res) =>
+        answerRows(event.eventId, res.kind === 'Success' ? 'SUCCEEDED' : 'FAILED', eventForResult(event.orderId, res)),
       );
     } catch (err) {
       // Refused at claim time, before any charge: these values can never be stored, so the
@@ -77,6 +76,8 @@ export class StockConfirmedHandler {
       throw err;
     }
     switch (result.kind) {
+      case 'DuplicateEvent':
+        return this.duplicate(log);
       case 'AlreadyProcessed':
         return this.republishPayment(event, result.paymentRecord, log);
       case 'AlreadyRejected':
@@ -90,11 +91,17 @@ export class StockConfirmedHandler {
     }
   }
 
+  /** The event is in the inbox: it was answered before, so it is acknowledged without effect. */
+  private duplicate(log: Logger): Answered {
+    log.info('event already answered; acknowledging without effect');
+    return 'duplicate';
+  }
+
   /** Answers an invalid event with a failed event, unless the order already has an answer. */
   private async reject(event: StockConfirmedEvent, code: PaymentFailureCode, reason: string, log: Logger): Promise<Answered> {
     const answered = await this.deps.db.transaction().execute(async (tx) => {
       if (!(await insertOrderRejection(tx, { orderId: event.orderId, eventId: event.eventId, code, reason }))) return false;
-      await recordAnswer(tx, event.eventId, 'REJECTED', failedEvent(event.orderId, reason, code, this.clock()), reason);
+      await recordAnswer(tx, answerRows(event.eventId, 'REJECTED', failedEvent(event.orderId, reason, code, this.clock()), reason));
       return true;
     });
     if (answered) {
@@ -111,7 +118,9 @@ export class StockConfirmedHandler {
   /** A new event for an order that already has a payment: publish its recorded outcome again. */
   private async republishPayment(event: StockConfirmedEvent, record: PaymentRecord, log: Logger): Promise<Answered> {
     if (isInFlight(record.status)) throw new PaymentInFlightError(event.orderId);
-    await this.deps.db.transaction().execute((tx) => recordAnswer(tx, event.eventId, 'REPUBLISHED', eventForRecord(record, this.clock())));
+    await this.deps.db
+      .transaction()
+      .execute((tx) => recordAnswer(tx, answerRows(event.eventId, 'REPUBLISHED', eventForRecord(record, this.clock()))));
     log.info({ paymentId: record.id.toString(), status: record.status }, 'order already answered; recorded outcome re-published');
     return 'republished';
   }
@@ -120,7 +129,9 @@ export class StockConfirmedHandler {
   private async republishRejection(event: StockConfirmedEvent, code: PaymentFailureCode, reason: string, log: Logger): Promise<Answered> {
     await this.deps.db
       .transaction()
-      .execute((tx) => recordAnswer(tx, event.eventId, 'REPUBLISHED', failedEvent(event.orderId, reason, code, this.clock()), reason));
+      .execute((tx) =>
+        recordAnswer(tx, answerRows(event.eventId, 'REPUBLISHED', failedEvent(event.orderId, reason, code, this.clock()), reason)),
+      );
     log.info({ failureCode: code }, 'order already rejected; rejection re-published');
     return 'republished';
   }

@@ -74,10 +74,15 @@ t.test('a dead-lettered body loses its card secrets', async (t) => {
   await h.startConsumer();
   await h.publish('{"orderId":"x","paymentMethod":{"cardNumber":"4111111111111111","cvv":"123"}}');
   await h.publish('{"cardNumber": "4111111111111111", broken');
-  const first = await waitFor('dead letter', () => h.getDeadLetter());
-  t.equal(first.body.toString(), '{"orderId":"x","paymentMethod":{}}');
-  const second = await waitFor('dead letter', () => h.getDeadLetter());
-  t.notMatch(second.body.toString(), /4111111111111111/);
+  // Both are handled concurrently (prefetch), so they reach the DLQ in either order.
+  const bodies = [
+    (await waitFor('dead letter', () => h.getDeadLetter())).body.toString(),
+    (await waitFor('dead letter', () => h.getDeadLetter())).body.toString(),
+  ];
+  t.ok(bodies.includes('{"orderId":"x","paymentMethod":{}}'), 'the object body lost its secret fields');
+  const broken = bodies.find((b) => b.includes('broken'));
+  t.ok(broken, 'the broken body was dead-lettered too');
+  t.notMatch(broken!, /4111111111111111/);
 });
 
 t.test('charged, but the answer lost: retried under the same key, exactly one charge and one final status', async (t) => {

@@ -74,6 +74,27 @@ t.test('OrderStockConfirmedEventHandler with PostgreSQL', async (t) => {
     t.equal(await countLedgerCharges(db, orderId), 1);
   });
 
+  t.test(
+    'duplicates of a rejected event, and an answered event id reused for another order, are acknowledged with no effect',
+    async (t) => {
+      const { handler } = handlerFor(db);
+      const invalid = stockConfirmedEvent({ currency: 'ABC' });
+      const invalidOrder = invalid.orderId as bigint;
+      t.match(await handler.handle(eventBody(invalid)), { outcome: 'rejected' });
+      t.match(await handler.handle(eventBody(invalid)), { outcome: 'duplicate' }, 'the same invalid event again');
+      t.equal(await countRows(db, 'outbox', invalidOrder), 1, 'one failed answer only');
+
+      const paid = stockConfirmedEvent();
+      await handler.handle(eventBody(paid));
+      const reused = stockConfirmedEvent({ eventId: paid.eventId });
+      const reusedOrder = reused.orderId as bigint;
+      t.match(await handler.handle(eventBody(reused)), { outcome: 'duplicate' }, 'the event id decides, as in the inbox');
+      t.equal(await findPaymentByOrderId(db, reusedOrder), undefined, 'no payment for the other order');
+      t.equal(await countLedgerCharges(db, reusedOrder), 0, 'nothing charged');
+      t.equal(await countRows(db, 'outbox', reusedOrder), 0);
+    },
+  );
+
   t.test('a new eventId for an answered order re-publishes the recorded outcome without charging', async (t) => {
     const { handler } = handlerFor(db);
     const event = stockConfirmedEvent();

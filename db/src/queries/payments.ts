@@ -11,6 +11,8 @@ import {
   type ProcessPaymentRequest,
 } from '@foodies/domain';
 import type { Database } from '../schema.js';
+import type { InboxRow } from './inbox.js';
+import type { NewOutboxRow } from './outbox.js';
 
 /** Any executor: the pool-backed Kysely or a transaction. The caller owns the transaction. */
 export type Executor = Kysely<Database>;
@@ -58,54 +60,70 @@ function paymentValues(request: ProcessPaymentRequest, status: PaymentStatus) {
   };
 }
 
-/**
- * Inserts the order's answer (kind PAYMENT) and its payment in one statement, so a payment
- * exists only where order_answers names it. `onConflict: 'skip'` returns undefined when the
- * order already has an answer (payment or rejection); 'fail' raises the unique violation.
- */
-async function insertAnsweredPayment(
-  db: Executor,
-  request: ProcessPaymentRequest,
-  status: PaymentStatus,
-  leaseMs: number | null,
-  onConflict: 'skip' | 'fail',
-): Promise<PaymentRecord | undefined> {
+/** INSERT INTO payments … SELECT … FROM `source` (a CTE holding the order's order_answers row). */
+function insertPaymentFrom(source: string, request: ProcessPaymentRequest, status: PaymentStatus, leaseMs: number | null) {
   const v = paymentValues(request, status);
   const lease = leaseMs === null ? sql`NULL::timestamptz` : sql`now() + ${leaseMs} * interval '1 millisecond'`;
-  const { rows } = await sql<PaymentRow>`
-    WITH answer AS (
-      INSERT INTO order_answers (order_id, kind, event_id) VALUES (${v.order_id}::int8, 'PAYMENT', ${v.source_event_id}::varchar)
-      ${onConflict === 'skip' ? sql`ON CONFLICT (order_id) DO NOTHING` : sql``}
-      RETURNING order_id
-    )
+  return sql`
     INSERT INTO payments (order_id, buyer_id, amount, currency, status, payment_method_type, card_last_four, card_brand,
                           card_holder_name, expiration_month, expiration_year, source_event_id, lease_expires_at)
     SELECT order_id, ${v.buyer_id}::varchar, ${v.amount}::numeric, ${v.currency}::varchar, ${v.status}::varchar,
            ${v.payment_method_type}::varchar, ${v.card_last_four}::varchar, ${v.card_brand}::varchar,
            ${v.card_holder_name}::varchar, ${v.expiration_month}::int4, ${v.expiration_year}::int4,
            ${v.source_event_id}::varchar, ${lease}
-    FROM answer
-    RETURNING *`.execute(db);
-  return rows[0] && toPaymentRecord(rows[0]);
+    FROM ${sql.table(source)}
+    RETURNING *`;
 }
 
-/** Inserts a payment; a second answer for the same order violates order_answers' primary key. */
+/**
+ * Inserts a payment and the order's answer (kind PAYMENT) in one statement, so a payment
+ * exists only where order_answers names it. A second answer for the same order violates
+ * order_answers' primary key.
+ */
 export async function insertPayment(
   db: Executor,
   request: ProcessPaymentRequest,
   status: PaymentStatus = 'PENDING',
 ): Promise<PaymentRecord> {
-  return (await insertAnsweredPayment(db, request, status, null, 'fail'))!;
+  const { rows } = await sql<PaymentRow>`
+    WITH answer AS (
+      INSERT INTO order_answers (order_id, kind, event_id) VALUES (${request.orderId}::int8, 'PAYMENT', ${request.eventId}::varchar)
+      RETURNING order_id
+    )
+    ${insertPaymentFrom('answer', request, status, null)}`.execute(db);
+  return toPaymentRecord(rows[0]!);
 }
 
+export type Claim =
+  /** The PENDING payment is ours to charge, under a lease. */
+  | { kind: 'claimed'; payment: PaymentRecord }
+  /** The order already has an answer (a payment or a rejection): the caller reads it. */
+  | { kind: 'order-answered' }
+  /** This very event was answered before (it is in the inbox): nothing to do. */
+  | { kind: 'event-answered' };
+
 /**
- * Claims an order for charging: inserts the PENDING row with a lease, or returns undefined
- * when the order already has an answer (the caller reads it). The primary key of
- * order_answers (and payments' UNIQUE order_id) makes this the single point where
- * concurrent consumers race; exactly one wins.
+ * Claims an order for charging in one statement: unless the event is already in the inbox,
+ * inserts the order's answer (kind PAYMENT) and the PENDING payment with a lease. The
+ * primary key of order_answers (and payments' UNIQUE order_id) makes this the single point
+ * where concurrent consumers race; exactly one wins. Checking the inbox here saves the
+ * handler a round trip per event.
  */
-export async function claimPayment(db: Executor, request: ProcessPaymentRequest, leaseMs: number): Promise<PaymentRecord | undefined> {
-  return insertAnsweredPayment(db, request, 'PENDING', leaseMs, 'skip');
+export async function claimPayment(db: Executor, request: ProcessPaymentRequest, leaseMs: number): Promise<Claim> {
+  const { rows } = await sql<{ event_answered: boolean } & Partial<PaymentRow>>`
+    WITH seen AS (SELECT EXISTS (SELECT 1 FROM inbox WHERE event_id = ${request.eventId}::varchar) AS event_answered),
+    answer AS (
+      INSERT INTO order_answers (order_id, kind, event_id)
+      SELECT ${request.orderId}::int8, 'PAYMENT', ${request.eventId}::varchar FROM seen WHERE NOT event_answered
+      ON CONFLICT (order_id) DO NOTHING
+      RETURNING order_id
+    ),
+    inserted AS (${insertPaymentFrom('answer', request, 'PENDING', leaseMs)})
+    SELECT seen.event_answered, inserted.* FROM seen LEFT JOIN inserted ON true`.execute(db);
+  const row = rows[0]!;
+  if (row.event_answered) return { kind: 'event-answered' };
+  if (row.id === undefined || row.id === null) return { kind: 'order-answered' };
+  return { kind: 'claimed', payment: toPaymentRecord(row as PaymentRow) };
 }
 
 /**
@@ -167,29 +185,49 @@ export interface StatusChange {
   processedAt?: Date | null;
 }
 
+/** What must commit with a payment's final status: the answered event's inbox row and its outbox row. */
+export interface AnswerRows {
+  inbox: InboxRow;
+  outbox: NewOutboxRow;
+}
+
 /**
  * Moves a payment to `change.status` only from an allowed predecessor (ALLOWED_PREDECESSORS):
  * a terminal status never changes except SUCCEEDED -> REFUNDED. Returns false when the guard
  * refused (another writer got there first). Leaving flight clears the lease.
+ *
+ * With `answer`, the inbox and outbox rows are inserted by the same statement, only if the
+ * guard let the update through: one round trip and one implicit transaction instead of
+ * BEGIN, three statements and COMMIT. All of it commits or none of it does (a duplicate
+ * inbox key fails the whole statement).
  */
-export async function updatePaymentStatus(db: Executor, paymentId: bigint, change: StatusChange): Promise<boolean> {
+export async function updatePaymentStatus(db: Executor, paymentId: bigint, change: StatusChange, answer?: AnswerRows): Promise<boolean> {
   const predecessors = ALLOWED_PREDECESSORS[change.status];
   if (predecessors.length === 0) return false;
-  const result = await db
-    .updateTable('payments')
-    .set({
-      status: change.status,
-      updated_at: sql<Date>`now()`,
-      ...(IN_FLIGHT_STATUSES.includes(change.status) ? {} : { lease_expires_at: null }),
-      ...(change.transactionId !== undefined ? { transaction_id: change.transactionId } : {}),
-      ...(change.failureReason !== undefined ? { failure_reason: change.failureReason } : {}),
-      ...(change.failureCode !== undefined ? { failure_code: change.failureCode } : {}),
-      ...(change.processedAt !== undefined ? { processed_at: change.processedAt } : {}),
-    })
-    .where('id', '=', paymentId)
-    .where('status', 'in', [...predecessors])
-    .executeTakeFirst();
-  return result.numUpdatedRows === 1n;
+  const set = [sql`status = ${change.status}`, sql`updated_at = now()`];
+  if (!IN_FLIGHT_STATUSES.includes(change.status)) set.push(sql`lease_expires_at = NULL`);
+  if (change.transactionId !== undefined) set.push(sql`transaction_id = ${change.transactionId}`);
+  if (change.failureReason !== undefined) set.push(sql`failure_reason = ${change.failureReason}`);
+  if (change.failureCode !== undefined) set.push(sql`failure_code = ${change.failureCode}`);
+  if (change.processedAt !== undefined) set.push(sql`processed_at = ${change.processedAt}`);
+  const update = sql`UPDATE payments SET ${sql.join(set)}
+    WHERE id = ${paymentId} AND status IN (${sql.join([...predecessors])}) RETURNING id`;
+  if (!answer) return (await update.execute(db)).rows.length === 1;
+  const { inbox, outbox } = answer;
+  const { rows } = await sql`
+    WITH updated AS (${update}),
+    inbox_row AS (
+      INSERT INTO inbox (event_id, order_id, outcome, detail)
+      SELECT ${inbox.eventId}::varchar, ${inbox.orderId}::int8, ${inbox.outcome}::varchar, ${inbox.detail ?? null}::text FROM updated
+    ),
+    outbox_row AS (
+      INSERT INTO outbox (event_id, order_id, event_type, routing_key, payload)
+      SELECT ${outbox.eventId}::uuid, ${outbox.orderId}::int8, ${outbox.eventType}::varchar, ${outbox.routingKey}::varchar,
+             ${outbox.payload}::text
+      FROM updated
+    )
+    SELECT id FROM updated`.execute(db);
+  return rows.length === 1;
 }
 
 export async function listStatusHistory(

@@ -84,7 +84,9 @@ export type PaymentResult =
   | { kind: 'Failed'; paymentId: bigint | null; reason: string; code: PaymentFailureCode; occurredAt: Date }
   | { kind: 'AlreadyProcessed'; paymentRecord: PaymentRecord }
   /** The order was answered by a rejection (failed business validation): never charge it. */
-  | { kind: 'AlreadyRejected'; orderId: bigint; code: PaymentFailureCode; reason: string };
+  | { kind: 'AlreadyRejected'; orderId: bigint; code: PaymentFailureCode; reason: string }
+  /** This event was answered before (redelivery or a duplicate publish): nothing to do. */
+  | { kind: 'DuplicateEvent'; eventId: string };
 
 /** The gateway idempotency key of an order: one order, one key, at most one charge. */
 export function idempotencyKeyForOrder(orderId: bigint): string {

@@ -10,6 +10,8 @@ import {
   takeOverExpiredPayment,
   updatePaymentStatus,
   type Db,
+  type AnswerRows,
+  type Claim,
   type OrderRejection,
   type StatusChange,
 } from '@foodies/db';
@@ -27,10 +29,11 @@ export class InvalidPaymentDataError extends ServiceError {
 export interface PaymentRepository {
   create(request: ProcessPaymentRequest, status?: PaymentStatus): Promise<PaymentRecord>;
   /**
-   * Inserts a PENDING payment leased for `leaseMs`, or undefined if the order has one.
+   * Inserts a PENDING payment leased for `leaseMs`, unless the order already has an answer
+   * or the request's event was already answered (see Claim).
    * Throws InvalidPaymentDataError when the values can never be stored.
    */
-  claim(request: ProcessPaymentRequest, leaseMs: number): Promise<PaymentRecord | undefined>;
+  claim(request: ProcessPaymentRequest, leaseMs: number): Promise<Claim>;
   /** Takes over an in-flight payment whose lease expired; undefined if not (yet) possible. */
   takeOver(paymentId: bigint, leaseMs: number): Promise<PaymentRecord | undefined>;
   /** Ends our lease early so the next attempt can take the payment over at once. */
@@ -40,13 +43,11 @@ export interface PaymentRepository {
   findByBuyerId(buyerId: string, limit?: number, offset?: number): Promise<PaymentRecord[]>;
   /** The rejection that answered the order instead of a payment, if any. */
   findRejection(orderId: bigint): Promise<OrderRejection | undefined>;
-  /** Guarded by allowed predecessors; false when the guard refused. */
-  updateStatus(paymentId: bigint, change: StatusChange): Promise<boolean>;
   /**
-   * Runs `fn` in one database transaction with a repository bound to it. `tx` is the
-   * transaction itself, for writes of other tables that must commit together.
+   * Guarded by allowed predecessors; false when the guard refused. `answer` (the event's
+   * inbox and outbox rows) commits atomically with the change, and only if the guard passed.
    */
-  transaction<T>(fn: (repo: PaymentRepository, tx: Db) => Promise<T>): Promise<T>;
+  updateStatus(paymentId: bigint, change: StatusChange, answer?: AnswerRows): Promise<boolean>;
 }
 
 export class PgPaymentRepository implements PaymentRepository {
@@ -80,10 +81,7 @@ export class PgPaymentRepository implements PaymentRepository {
   findRejection(orderId: bigint) {
     return findOrderRejection(this.db, orderId);
   }
-  updateStatus(paymentId: bigint, change: StatusChange) {
-    return updatePaymentStatus(this.db, paymentId, change);
-  }
-  transaction<T>(fn: (repo: PaymentRepository, tx: Db) => Promise<T>): Promise<T> {
-    return this.db.transaction().execute((trx) => fn(new PgPaymentRepository(trx), trx));
+  updateStatus(paymentId: bigint, change: StatusChange, answer?: AnswerRows) {
+    return updatePaymentStatus(this.db, paymentId, change, answer);
   }
 }

@@ -1,5 +1,5 @@
 import { idempotencyKeyForOrder, isInFlight, type PaymentRecord, type PaymentResult, type ProcessPaymentRequest } from '@foodies/domain';
-import type { Db, StatusChange } from '@foodies/db';
+import type { AnswerRows, StatusChange } from '@foodies/db';
 import { TransientError } from '@foodies/platform';
 import type { GatewayResult, PaymentGateway } from './gateway/gateway.js';
 import { chargeWithRetry, type ChargeObserver, type ChargePolicy } from './gateway/retry.js';
@@ -12,8 +12,8 @@ export class PaymentInFlightError extends TransientError {
   }
 }
 
-/** Writes, in the same transaction as the payment's final status, what must commit with it. */
-export type OutcomeRecorder = (tx: Db, result: Extract<PaymentResult, { kind: 'Success' | 'Failed' }>) => Promise<void>;
+/** The rows that must commit with the payment's final status (the answer to the event). */
+export type OutcomeRecorder = (result: Extract<PaymentResult, { kind: 'Success' | 'Failed' }>) => AnswerRows;
 
 export interface PaymentServiceOptions {
   repository: PaymentRepository;
@@ -37,17 +37,20 @@ export class PaymentService {
   /**
    * Charges an order at most once, whatever happens (DESIGN §3.1):
    * 1. claim: insert the PENDING row (UNIQUE order_id picks one winner among replicas);
+   *    an event already answered (in the inbox) is DuplicateEvent and does nothing;
    *    an order answered by a rejection is AlreadyRejected (never charged);
    *    an existing final payment is AlreadyProcessed; an in-flight one with an expired
    *    lease (its consumer died) is taken over, otherwise PaymentInFlightError;
    * 2. charge under the order's idempotency key, so a retry or takeover never charges twice;
-   * 3. in one transaction: the guarded final status plus whatever `record` writes.
+   * 3. in one statement (one transaction): the guarded final status plus the rows `record` returns.
    * If the outcome stays unknown the lease is released and the error propagates: the
    * payment stays in flight and the caller retries; it is never answered "failed" blind.
    */
   async processPayment(request: ProcessPaymentRequest, record?: OutcomeRecorder): Promise<PaymentResult> {
     const { repository, leaseMs } = this.options;
-    let payment = await repository.claim(request, leaseMs);
+    const claim = await repository.claim(request, leaseMs);
+    if (claim.kind === 'event-answered') return { kind: 'DuplicateEvent', eventId: request.eventId };
+    let payment = claim.kind === 'claimed' ? claim.payment : undefined;
     if (!payment) {
       const existing = await repository.findByOrderId(request.orderId);
       if (!existing) {
@@ -101,11 +104,7 @@ export class PaymentService {
     const paymentId = payment.id;
     let committed: boolean;
     try {
-      committed = await repository.transaction(async (repo, tx) => {
-        if (!(await repo.updateStatus(paymentId, change))) return false;
-        await record?.(tx, result);
-        return true;
-      });
+      committed = await repository.updateStatus(paymentId, change, record?.(result));
     } catch (err) {
       // Nothing committed: the retry must be able to take over now, not after the lease.
       await repository.releaseLease(paymentId).catch(() => undefined);

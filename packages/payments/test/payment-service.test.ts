@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import { PaymentInFlightError, PaymentService, SimulatedPaymentGateway, type PaymentGateway } from '@foodies/payments';
 import { InMemoryPaymentRepository, MemoryLedgerStore, paymentRequest } from '@foodies/testkit';
@@ -85,14 +86,24 @@ t.test('a payment in flight under a live lease is not touched by another caller'
   await t.rejects(service.processPayment({ ...req, eventId: 'other' }), PaymentInFlightError);
 });
 
-t.test('the outcome recorder runs once with the final result; lookups by order and by id agree', async (t) => {
+t.test('the outcome recorder runs once with the final result and its rows commit with it; lookups by order and by id agree', async (t) => {
   const { service, repository } = setup();
   const req = request();
   const seen: string[] = [];
-  await service.processPayment(req, async (_tx, result) => {
+  const answer = (kind: string) => ({
+    inbox: { eventId: req.eventId, orderId: req.orderId, outcome: 'SUCCEEDED' as const, detail: kind },
+    outbox: { eventId: randomUUID(), orderId: req.orderId, eventType: 'X', routingKey: 'x', payload: '{}' },
+  });
+  await service.processPayment(req, (result) => {
     seen.push(result.kind);
+    return answer(result.kind);
   });
   t.same(seen, ['Success']);
+  t.same(
+    repository.answers.map((a) => a.inbox.detail),
+    ['Success'],
+    'the recorder rows were handed to the final update',
+  );
   t.equal((await service.getPaymentByOrderId(req.orderId))?.status, 'SUCCEEDED');
   const found = await repository.findByOrderId(req.orderId);
   t.same(await service.getPaymentById(found!.id), found);

@@ -7,13 +7,15 @@ import {
   type ProcessPaymentRequest,
 } from '@foodies/domain';
 import type { LedgerStore, PaymentRepository } from '@foodies/payments';
-import type { Db, OrderRejection, StatusChange } from '@foodies/db';
+import type { AnswerRows, Claim, OrderRejection, StatusChange } from '@foodies/db';
 
 /** In-memory fakes for unit tests only (the spec's InMemoryPaymentRepository). */
 export class InMemoryPaymentRepository implements PaymentRepository {
   readonly rows = new Map<bigint, PaymentRecord & { leaseExpiresAt: number | null }>();
   /** Orders answered by a rejection; a claim for them finds an answer and charges nothing. */
   readonly rejections = new Map<bigint, OrderRejection>();
+  /** The answers committed with final statuses, in order (what PostgreSQL would put in inbox/outbox). */
+  readonly answers: AnswerRows[] = [];
   private nextId = 1n;
 
   async create(request: ProcessPaymentRequest, status: PaymentStatus = 'PENDING'): Promise<PaymentRecord> {
@@ -37,11 +39,13 @@ export class InMemoryPaymentRepository implements PaymentRepository {
     this.rows.set(record.id, record);
     return { ...record };
   }
-  async claim(request: ProcessPaymentRequest, leaseMs: number) {
-    if (this.rejections.has(request.orderId) || [...this.rows.values()].some((r) => r.orderId === request.orderId)) return undefined;
-    const record = await this.create(request);
-    this.rows.get(record.id)!.leaseExpiresAt = Date.now() + leaseMs;
-    return record;
+  async claim(request: ProcessPaymentRequest, leaseMs: number): Promise<Claim> {
+    if (this.answers.some((a) => a.inbox.eventId === request.eventId)) return { kind: 'event-answered' };
+    if (this.rejections.has(request.orderId) || [...this.rows.values()].some((r) => r.orderId === request.orderId))
+      return { kind: 'order-answered' };
+    const payment = await this.create(request);
+    this.rows.get(payment.id)!.leaseExpiresAt = Date.now() + leaseMs;
+    return { kind: 'claimed', payment };
   }
   async takeOver(paymentId: bigint, leaseMs: number) {
     const row = this.rows.get(paymentId);
@@ -71,7 +75,7 @@ export class InMemoryPaymentRepository implements PaymentRepository {
   async findRejection(orderId: bigint) {
     return this.rejections.get(orderId);
   }
-  async updateStatus(paymentId: bigint, change: StatusChange) {
+  async updateStatus(paymentId: bigint, change: StatusChange, answer?: AnswerRows) {
     const row = this.rows.get(paymentId);
     if (!row || !ALLOWED_PREDECESSORS[change.status].includes(row.status)) return false;
     row.status = change.status;
@@ -79,10 +83,9 @@ export class InMemoryPaymentRepository implements PaymentRepository {
     if (change.failureReason !== undefined) row.failureReason = change.failureReason;
     if (change.failureCode !== undefined) row.failureCode = change.failureCode;
     if (change.processedAt !== undefined) row.processedAt = change.processedAt;
+    if (!IN_FLIGHT_STATUSES.includes(change.status)) row.leaseExpiresAt = null;
+    if (answer) this.answers.push(answer);
     return true;
-  }
-  async transaction<T>(fn: (repo: PaymentRepository, tx: Db) => Promise<T>): Promise<T> {
-    return fn(this, undefined as never);
   }
 }
 
