@@ -36,8 +36,42 @@ function withCredentials(options: DbConnectionOptions): string {
   return url.toString();
 }
 
+/** Distinct statements a connection prepares; beyond this, statements run unnamed (parsed each time). */
+export const PREPARED_STATEMENTS_PER_CONNECTION = 256;
+
+/**
+ * A pg client that prepares every parameterised statement once per connection, under a
+ * name, and afterwards sends only Bind/Execute: PostgreSQL skips parsing and analysing the
+ * text again and can reuse the plan (the hot statements run thousands of times per second).
+ * Our SQL comes from code, so the set of texts is bounded; the cap only guards mistakes.
+ * A statement whose Parse fails (a renamed table, say) is not remembered by pg and is
+ * parsed again next time; PostgreSQL re-analyses a prepared statement after schema changes.
+ */
+export class PreparingClient extends pg.Client {
+  /** Statement text -> its name on this connection. */
+  readonly prepared = new Map<string, string>();
+}
+
+type Query = (this: PreparingClient, ...args: unknown[]) => unknown;
+const plainQuery = pg.Client.prototype.query as unknown as Query;
+// Replaces the method rather than overriding it in the class: pg's typings overload query()
+// in ways a subclass signature cannot restate.
+(PreparingClient.prototype as unknown as { query: Query }).query = function (this: PreparingClient, ...args: unknown[]) {
+  const [text, values, callback] = args;
+  if (typeof text === 'string' && Array.isArray(values) && values.length > 0) {
+    let name = this.prepared.get(text);
+    if (name === undefined && this.prepared.size < PREPARED_STATEMENTS_PER_CONNECTION) {
+      name = `foodies_${this.prepared.size}`;
+      this.prepared.set(text, name);
+    }
+    if (name !== undefined) return plainQuery.call(this, { name, text, values }, callback);
+  }
+  return plainQuery.apply(this, args);
+};
+
 export function createPool(options: DbConnectionOptions): pg.Pool {
   return new pg.Pool({
+    Client: PreparingClient,
     connectionString: withCredentials(options),
     max: options.max ?? 10,
     application_name: options.applicationName,
