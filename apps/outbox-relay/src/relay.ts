@@ -67,10 +67,10 @@ export class OutboxRelay {
       let published = 0;
       for (;;) {
         if (this.stopping.signal.aborted) return;
-        let claimed: number;
+        let more: boolean;
         try {
           const batch = await this.drainBatch();
-          claimed = batch.claimed;
+          more = batch.more;
           published += batch.published;
           failures = 0;
         } catch (err) {
@@ -80,9 +80,7 @@ export class OutboxRelay {
           this.pending ??= trigger;
           break;
         }
-        // Stop only on an empty claim: publishing an order's head row makes its next row
-        // claimable, and no notification will come for that one.
-        if (claimed === 0) break;
+        if (!more) break;
       }
       if (trigger === 'poll' && published > 0) {
         this.options.metrics.pollDrainsWithRows.inc();
@@ -92,20 +90,28 @@ export class OutboxRelay {
     }
   }
 
-  /** One transaction: claim (row locks), publish with confirms, mark or record failures, commit. */
-  private drainBatch(): Promise<{ claimed: number; published: number }> {
+  /**
+   * One transaction: claim (row locks), publish with confirms, mark or record failures, commit.
+   * `more` says another claim may find rows now: the batch was full, or a published row's
+   * order has a later row, which publishing its head made claimable and which no
+   * notification will announce. Anything else committed later comes with its own NOTIFY
+   * (or the poll), so a short batch ends the drain without one more, empty, claim.
+   */
+  private drainBatch(): Promise<{ more: boolean; published: number }> {
     const { db, publisher, metrics, logger, maxAttempts, rowRetry } = this.options;
     return db.transaction().execute(async (tx) => {
       const rows = await claimOutboxBatch(tx, this.options.batchSize);
-      if (rows.length === 0) return { claimed: 0, published: 0 };
+      if (rows.length === 0) return { more: false, published: 0 };
       const outcomes = await publisher.publishAll(rows);
       await this.options.afterPublish?.(rows);
       const confirmedAt = Date.now();
       const published: bigint[] = [];
+      let freedNext = false;
       for (const [i, row] of rows.entries()) {
         const outcome = outcomes[i]!;
         if (outcome.ok) {
           published.push(row.id);
+          freedNext ||= row.hasNext;
           metrics.commitToConfirm.observe(Math.max(0, confirmedAt - row.createdAt.getTime()) / 1000);
           continue;
         }
@@ -126,7 +132,7 @@ export class OutboxRelay {
       }
       await markOutboxPublished(tx, published);
       metrics.published.inc(published.length);
-      return { claimed: rows.length, published: published.length };
+      return { more: rows.length === this.options.batchSize || freedNext, published: published.length };
     });
   }
 }

@@ -79,6 +79,19 @@ t.test("one notification publishes all of an order's rows, one after the other, 
   );
 });
 
+t.test('one notification publishes a backlog larger than a batch: a full batch always claims again', async (t) => {
+  const h = await relayHarness(t);
+  const app = await h.startRelay({ OUTBOX_POLL_INTERVAL_MS: 60_000, OUTBOX_BATCH_SIZE: 2 });
+  await waitFor('start-up drains done', async () =>
+    /outbox_drains_total\{trigger="broker"\} [1-9]/.test((await app.health.inject({ url: '/metrics' })).body),
+  );
+  await app.relay.idle();
+  await h.insertRows(7, { notify: false });
+  await h.insertRows(1);
+  await waitFor('all eight rows', () => h.received.length === 8, 10_000);
+  await waitFor('all marked published', async () => (await unpublishedCount(h.db)) === 0);
+});
+
 t.test('rows inserted without NOTIFY are published by the safety poll, and counted as missed wake-ups', async (t) => {
   const h = await relayHarness(t);
   const app = await h.startRelay({ OUTBOX_POLL_INTERVAL_MS: 300 });
@@ -90,7 +103,7 @@ t.test('rows inserted without NOTIFY are published by the safety poll, and count
   await h.insertRows(5, { notify: false });
   await waitFor('five messages', () => h.received.length === 5);
   await waitFor('all marked published', async () => (await unpublishedCount(h.db)) === 0);
-  // The drain counts itself once it has finished (after its last, empty claim).
+  // The drain counts itself once it has finished (after its last claim).
   await app.relay.idle();
   const metrics = (await app.health.inject({ url: '/metrics' })).body;
   t.match(metrics, /outbox_poll_drains_with_rows_total [1-9]/);

@@ -43,6 +43,8 @@ export interface OutboxRow {
   attempts: number;
   /** Failures of this row itself (returned, nacked); broker outages do not count. */
   rowFailures: number;
+  /** The order has a later pending row, which becomes claimable once this one is published. */
+  hasNext: boolean;
 }
 
 /**
@@ -62,8 +64,13 @@ export async function claimOutboxBatch(tx: Executor, limit: number): Promise<Out
     created_at: Date;
     attempts: number;
     row_failures: number;
+    has_next: boolean;
   }>`
-    SELECT o.id, o.event_id, o.order_id, o.event_type, o.routing_key, o.payload, o.created_at, o.attempts, o.row_failures
+    SELECT o.id, o.event_id, o.order_id, o.event_type, o.routing_key, o.payload, o.created_at, o.attempts, o.row_failures,
+           EXISTS (
+             SELECT 1 FROM outbox n
+             WHERE n.order_id = o.order_id AND n.id > o.id AND n.published_at IS NULL AND n.parked_at IS NULL
+           ) AS has_next
     FROM outbox o
     WHERE o.published_at IS NULL AND o.parked_at IS NULL AND o.next_attempt_at <= now()
       AND NOT EXISTS (
@@ -83,6 +90,7 @@ export async function claimOutboxBatch(tx: Executor, limit: number): Promise<Out
     createdAt: r.created_at,
     attempts: r.attempts,
     rowFailures: r.row_failures,
+    hasNext: r.has_next,
   }));
 }
 
