@@ -15,6 +15,7 @@ export interface BenchOptions {
   profileDir?: string;
   /** Run the compiled apps from dist/ (after npm run build) instead of the sources through tsx. */
   dist: boolean;
+  logLevel: string;
 }
 
 export const HELP = `Usage: npm run bench -- [options]
@@ -30,7 +31,8 @@ OrderStockConfirmedEvents and times every answer.
   --delay-ms <ms>          simulated gateway delay, PAYMENT_DELAY_MS (default 0)
   --consumers <count>      consumer processes (default 1)
   --relays <count>         relay processes (default 1)
-  --prefetch <count>       RABBITMQ_PREFETCH per consumer (default: the service default, 32)
+  --prefetch <count>       RABBITMQ_PREFETCH per consumer (default: the service default, 64)
+  --log-level <level>      LOG_LEVEL of the apps (default warn; info logs one line per payment)
   --runs <count>           repeats per mode; medians are reported (default 3)
   --no-ceiling             skip the machine-ceiling measurement
   --json                   one JSON document instead of the table
@@ -49,7 +51,8 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
       'delay-ms': { type: 'string', default: '0' },
       consumers: { type: 'string', default: '1' },
       relays: { type: 'string', default: '1' },
-      prefetch: { type: 'string', default: '32' },
+      prefetch: { type: 'string', default: '64' },
+      'log-level': { type: 'string', default: 'warn' },
       runs: { type: 'string', default: '3' },
       'no-ceiling': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
@@ -64,6 +67,8 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
     if (!Number.isInteger(n) || n < min) throw new Error(`--${name}: '${text}' must be an integer ≥ ${min}`);
     return n;
   };
+  const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+  if (!levels.includes(values['log-level'])) throw new Error(`--log-level: '${values['log-level']}' must be one of ${levels.join(', ')}`);
   const mode = values.mode as BenchOptions['mode'];
   if (!['burst', 'paced', 'all'].includes(mode)) throw new Error(`--mode: '${mode}' must be burst, paced or all`);
   return {
@@ -79,5 +84,6 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
     ceiling: !values['no-ceiling'],
     profileDir: values.profile,
     dist: values.dist,
+    logLevel: values['log-level'],
   };
 }

@@ -37,6 +37,7 @@ export async function startStack(options: {
   prefetch: number;
   profileDir?: string;
   dist: boolean;
+  logLevel: string;
 }): Promise<Stack> {
   const cleanups: Array<() => unknown> = [];
   const database = await createTestDatabase({ teardown: (fn) => cleanups.unshift(fn) });
@@ -54,7 +55,7 @@ export async function startStack(options: {
     PAYMENT_DELAY_MS: String(options.delayMs),
     CONSUMER_HEALTH_PORT: '0',
     RELAY_HEALTH_PORT: '0',
-    LOG_LEVEL: 'warn',
+    LOG_LEVEL: options.logLevel,
   };
   const apps: AppProcess[] = [];
   const start = (name: string, workspace: string) => {

@@ -10,7 +10,8 @@ t.test('consumer defaults', async (t) => {
   t.match(config, {
     RABBITMQ_CONSUME_QUEUE: 'payment.stock-confirmed',
     RABBITMQ_PUBLISH_EXCHANGE: 'foodies.events',
-    RABBITMQ_PREFETCH: 32,
+    RABBITMQ_PREFETCH: 64,
+    DB_POOL_MAX: 16,
     CONSUMER_HEALTH_PORT: 8086,
     PAYMENT_ALWAYS_SUCCEED: true,
     PAYMENT_DELAY_MS: 100,

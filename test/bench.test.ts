@@ -1,0 +1,64 @@
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { parseBenchArgs } from '../scripts/bench/options.js';
+
+const bench = fileURLToPath(new URL('../scripts/bench/main.ts', import.meta.url));
+
+async function runBench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', bench, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return { code, stdout, stderr };
+}
+
+t.test('bench options: defaults follow the service, bad values are refused by name', async (t) => {
+  const options = parseBenchArgs([]);
+  t.not(options, 'help');
+  t.match(options, { mode: 'all', prefetch: 64, consumers: 1, relays: 1, runs: 3, delayMs: 0, logLevel: 'warn', dist: false });
+  t.throws(() => parseBenchArgs(['--mode', 'fast']), /^--mode: 'fast' must be burst, paced or all$/);
+  t.throws(() => parseBenchArgs(['--n', '0']), /^--n: '0' must be an integer ≥ 1$/);
+  t.throws(() => parseBenchArgs(['--log-level', 'loud']), /^--log-level: 'loud' must be one of/);
+  t.equal(parseBenchArgs(['--help']), 'help');
+});
+
+t.test('npm run bench measures real apps and checks every order, in both modes', async (t) => {
+  const { code, stdout, stderr } = await runBench(['--n', '60', '--rate', '60', '--runs', '1', '--no-ceiling', '--json']);
+  t.equal(code, 0, stderr);
+  const report = JSON.parse(stdout) as {
+    summary: Array<{
+      mode: string;
+      answeredPerSecond: number;
+      latencyMs: Record<string, number>;
+      apps: Record<string, { cpuSeconds: number; peakRssMb: number }>;
+      correct: boolean;
+      duplicateAnswers: number;
+    }>;
+    results: Array<{ n: number; correctness: { answered: number; payments: number; charges: number; maxChargesPerOrder: number } }>;
+  };
+  t.same(
+    report.summary.map((s) => s.mode),
+    ['burst', 'paced'],
+  );
+  for (const s of report.summary) {
+    t.ok(s.correct, `${s.mode}: every order answered once and charged once`);
+    t.ok(s.answeredPerSecond > 0, `${s.mode}: a throughput figure`);
+    t.ok(s.latencyMs.p50! > 0 && s.latencyMs.p50! <= s.latencyMs.p99!, `${s.mode}: ordered percentiles`);
+    t.same(Object.keys(s.apps), ['consumer-1', 'relay-1'], `${s.mode}: figures for each app process`);
+    t.ok(s.apps['consumer-1']!.peakRssMb > 20, `${s.mode}: peak RSS read from /proc`);
+  }
+  for (const r of report.results) t.match(r.correctness, { answered: r.n, payments: r.n, charges: r.n, maxChargesPerOrder: 1 });
+  t.match(stderr, /burst run 1\/1: 60 events/, 'progress goes to stderr');
+});
+
+t.test('npm run bench refuses a bad flag with exit code 2 and the reason', async (t) => {
+  const { code, stderr } = await runBench(['--runs', 'many']);
+  t.equal(code, 2);
+  t.match(stderr, /^bench: --runs: 'many' must be an integer ≥ 1/);
+});
