@@ -7,7 +7,7 @@ import {
   type PaymentRecord,
   type StockConfirmedEvent,
 } from '@foodies/domain';
-import type { Logger } from '@foodies/platform';
+import { lazyChild, type Logger, type WorkLogger } from '@foodies/platform';
 import { InvalidPaymentDataError, PaymentInFlightError, type PaymentService } from '@foodies/payments';
 import { TransientError } from '@foodies/platform';
 import { answerRows, eventForRecord, eventForResult, failedEvent, recordAnswer } from './answers.js';
@@ -49,7 +49,7 @@ export class StockConfirmedHandler {
       return { outcome: 'dead_lettered', reason: decoded.reason, body: deadLetterBody(raw, decoded.scrubbed, decoded.removedSecrets) };
     }
     const { event } = decoded;
-    const log = this.deps.logger.child({ orderId: event.orderId.toString(), eventId: event.eventId });
+    const log = lazyChild(this.deps.logger, () => ({ orderId: event.orderId.toString(), eventId: event.eventId }));
     if (decoded.removedSecrets.length > 0) {
       log.warn({ fields: decoded.removedSecrets }, 'card secrets removed from incoming event before processing');
     }
@@ -57,7 +57,7 @@ export class StockConfirmedHandler {
     return { outcome, orderId: event.orderId, eventId: event.eventId };
   }
 
-  private async process(event: StockConfirmedEvent, log: Logger): Promise<Answered> {
+  private async process(event: StockConfirmedEvent, log: WorkLogger): Promise<Answered> {
     const check = toPaymentRequest(event);
     if (!check.ok) {
       if (await isEventInInbox(this.deps.db, event.eventId)) return this.duplicate(log);
@@ -92,13 +92,13 @@ export class StockConfirmedHandler {
   }
 
   /** The event is in the inbox: it was answered before, so it is acknowledged without effect. */
-  private duplicate(log: Logger): Answered {
+  private duplicate(log: WorkLogger): Answered {
     log.info('event already answered; acknowledging without effect');
     return 'duplicate';
   }
 
   /** Answers an invalid event with a failed event, unless the order already has an answer. */
-  private async reject(event: StockConfirmedEvent, code: PaymentFailureCode, reason: string, log: Logger): Promise<Answered> {
+  private async reject(event: StockConfirmedEvent, code: PaymentFailureCode, reason: string, log: WorkLogger): Promise<Answered> {
     const answered = await this.deps.db.transaction().execute(async (tx) => {
       if (!(await insertOrderRejection(tx, { orderId: event.orderId, eventId: event.eventId, code, reason }))) return false;
       await recordAnswer(tx, answerRows(event.eventId, 'REJECTED', failedEvent(event.orderId, reason, code, this.clock()), reason));
@@ -116,7 +116,7 @@ export class StockConfirmedHandler {
   }
 
   /** A new event for an order that already has a payment: publish its recorded outcome again. */
-  private async republishPayment(event: StockConfirmedEvent, record: PaymentRecord, log: Logger): Promise<Answered> {
+  private async republishPayment(event: StockConfirmedEvent, record: PaymentRecord, log: WorkLogger): Promise<Answered> {
     if (isInFlight(record.status)) throw new PaymentInFlightError(event.orderId);
     await this.deps.db
       .transaction()
@@ -126,7 +126,12 @@ export class StockConfirmedHandler {
   }
 
   /** A new event for an order answered by a rejection: the same failure again, nothing charged. */
-  private async republishRejection(event: StockConfirmedEvent, code: PaymentFailureCode, reason: string, log: Logger): Promise<Answered> {
+  private async republishRejection(
+    event: StockConfirmedEvent,
+    code: PaymentFailureCode,
+    reason: string,
+    log: WorkLogger,
+  ): Promise<Answered> {
     await this.deps.db
       .transaction()
       .execute((tx) =>

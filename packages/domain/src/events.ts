@@ -19,7 +19,12 @@ export const ROUTING_KEYS = {
   paymentFailed: 'payment.failed',
 } as const;
 
-const INT64_MAX = 9223372036854775807n;
+/**
+ * 2^63, one above the largest int64. An exclusive bound on purpose: TypeBox's compiler writes
+ * bigint bounds as `BigInt(<number literal>)`, and 2^63 - 1 is not a double (it would round
+ * up and let 2^63 through); 2^63 is exact, so compiled and interpreted checks agree.
+ */
+const INT64_LIMIT = 9223372036854775808n;
 
 /** Enum names as strings; the static type is string, narrowed by the mapper after validation. */
 const literalUnion = (values: readonly string[]) => Type.Union(values.map((v) => Type.Literal(v)));
@@ -27,7 +32,7 @@ const literalUnion = (values: readonly string[]) => Type.Union(values.map((v) =>
 /** A positive 64-bit integer: a JS number when safe, a bigint beyond 2^53. */
 export const Int64Id = Type.Union([
   Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
-  Type.BigInt({ minimum: 1n, maximum: INT64_MAX }),
+  Type.BigInt({ minimum: 1n, exclusiveMaximum: INT64_LIMIT }),
 ]);
 
 /** Patterns rather than formats: TypeBox checks formats only once registered globally. */

@@ -81,3 +81,23 @@ export function createLogger(options: LoggerOptions): Logger {
     options.destination,
   );
 }
+
+/** The log methods a unit of work uses; see lazyChild. */
+export type WorkLogger = Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
+
+/**
+ * A child logger with `bindings`, created on the first call of a level that is enabled.
+ * pino builds (and redacts) a child's bindings when it is created, which per message costs
+ * more than the message's own work when nothing is logged at that level.
+ */
+export function lazyChild(logger: Logger, bindings: () => Record<string, unknown>): WorkLogger {
+  let child: Logger | undefined;
+  const level =
+    (name: keyof WorkLogger) =>
+    (...args: unknown[]) => {
+      if (!logger.isLevelEnabled(name)) return;
+      child ??= logger.child(bindings());
+      (child[name] as (...a: unknown[]) => void)(...args);
+    };
+  return { debug: level('debug'), info: level('info'), warn: level('warn'), error: level('error') } as WorkLogger;
+}

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { captureLogger } from '@foodies/testkit';
+import { lazyChild } from '@foodies/platform';
 
 t.test('holder names, tokens and passwords are redacted', async (t) => {
   const { logger, lines } = captureLogger();
@@ -41,4 +42,23 @@ t.test('database errors are logged without the row they quote', async (t) => {
   t.notMatch(text, /John Doe|Failing row/);
   t.match(text, /"code":"23514"/);
   t.match(text, /new row violates check constraint/);
+});
+
+t.test('lazyChild binds fields on the lines it logs and builds no child while its level is off', async (t) => {
+  const { logger, lines } = captureLogger('warn');
+  let built = 0;
+  const bindings = () => {
+    built++;
+    return { orderId: '42', eventId: 'e-1' };
+  };
+  const log = lazyChild(logger, bindings);
+  log.info({ paymentId: '7' }, 'below the level');
+  log.debug('below the level too');
+  t.equal(built, 0, 'no child, no bindings built, for disabled levels');
+  t.same(lines, []);
+  log.warn({ failureCode: 'CARD_DECLINED' }, 'payment failed');
+  log.error('and again');
+  t.equal(built, 1, 'the child is built once, on the first enabled call');
+  t.match(JSON.parse(lines[0]!), { orderId: '42', eventId: 'e-1', failureCode: 'CARD_DECLINED', msg: 'payment failed', level: 40 });
+  t.match(JSON.parse(lines[1]!), { orderId: '42', eventId: 'e-1', msg: 'and again', level: 50 });
 });
