@@ -21,7 +21,7 @@ async function runBench(args: string[]): Promise<{ code: number | null; stdout: 
 t.test('bench options: defaults follow the service, bad values are refused by name', async (t) => {
   const options = parseBenchArgs([]);
   t.not(options, 'help');
-  t.match(options, { mode: 'all', prefetch: 64, consumers: 1, relays: 1, runs: 3, delayMs: 0, logLevel: 'warn', dist: false });
+  t.match(options, { mode: 'all', prefetch: 64, consumers: 1, relays: 1, runs: 3, delayMs: 0, logLevel: 'warn', tsx: false });
   t.throws(() => parseBenchArgs(['--mode', 'fast']), /^--mode: 'fast' must be burst, paced or all$/);
   t.throws(() => parseBenchArgs(['--n', '0']), /^--n: '0' must be an integer ≥ 1$/);
   t.throws(() => parseBenchArgs(['--log-level', 'loud']), /^--log-level: 'loud' must be one of/);

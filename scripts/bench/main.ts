@@ -3,6 +3,7 @@
  * with a correctness check after every run and the machine's own ceiling for comparison.
  * Prints medians (with min–max) of --runs repeats per mode. See --help.
  */
+import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { createTestDatabase } from '@foodies/testkit';
 import { measureCeiling } from './ceiling.js';
@@ -33,6 +34,15 @@ const med = (values: number[]) =>
 const range = (values: number[], digits = 1) =>
   `${med(values).toFixed(digits)} (${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)})`;
 
+if (!options.tsx) {
+  say('building the apps (npm run build)…');
+  const build = spawnSync('npm', ['run', '--silent', 'build'], { stdio: ['ignore', 2, 2] });
+  if (build.status !== 0) {
+    say('bench: npm run build failed');
+    process.exit(1);
+  }
+}
+
 let ceiling: number | undefined;
 if (options.ceiling) {
   say('measuring the machine ceiling (inbox + payment + outbox + NOTIFY, 4 clients, 3 s)…');
@@ -45,7 +55,7 @@ if (options.ceiling) {
 const results: RunResult[] = [];
 const modes = options.mode === 'all' ? (['burst', 'paced'] as const) : ([options.mode] as const);
 for (const mode of modes) {
-  const n = options.n || (mode === 'burst' ? 3000 : options.rate * 10);
+  const n = options.n || (mode === 'burst' ? 10_000 : options.rate * 10);
   for (let run = 1; run <= options.runs; run++) {
     say(
       `${mode} run ${run}/${options.runs}: ${n} events${mode === 'paced' ? ` at ${options.rate}/s` : ''}, ${options.consumers} consumer(s), ${options.relays} relay(s), gateway delay ${options.delayMs} ms`,

@@ -13,8 +13,8 @@ export interface BenchOptions {
   ceiling: boolean;
   /** Write a V8 CPU profile of every app process into this directory (see --profile). */
   profileDir?: string;
-  /** Run the compiled apps from dist/ (after npm run build) instead of the sources through tsx. */
-  dist: boolean;
+  /** Run the sources through tsx instead of the compiled apps (which the bench builds first). */
+  tsx: boolean;
   logLevel: string;
 }
 
@@ -26,7 +26,7 @@ OrderStockConfirmedEvents and times every answer.
 
   --mode burst|paced|all   burst: N events as fast as the broker takes them (throughput);
                            paced: a fixed rate (latency); all: both (default)
-  --n <count>              events per run (default 3000 burst, rate x 10 s paced)
+  --n <count>              events per run (default 10000 burst, rate x 10 s paced)
   --rate <per second>      paced rate (default 400)
   --delay-ms <ms>          simulated gateway delay, PAYMENT_DELAY_MS (default 0)
   --consumers <count>      consumer processes (default 1)
@@ -37,7 +37,8 @@ OrderStockConfirmedEvents and times every answer.
   --no-ceiling             skip the machine-ceiling measurement
   --json                   one JSON document instead of the table
   --profile <dir>          write a CPU profile of every app process to <dir> (node --cpu-prof)
-  --dist                   run the compiled apps (run npm run build first) instead of tsx
+  --tsx                    run the sources through tsx instead of the compiled apps, which the
+                           bench otherwise builds first (npm run build) and runs as production does
 `;
 
 export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
@@ -57,7 +58,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
       'no-ceiling': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       profile: { type: 'string' },
-      dist: { type: 'boolean', default: false },
+      tsx: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -83,7 +84,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
     json: values.json,
     ceiling: !values['no-ceiling'],
     profileDir: values.profile,
-    dist: values.dist,
+    tsx: values.tsx,
     logLevel: values['log-level'],
   };
 }

@@ -36,7 +36,7 @@ export async function startStack(options: {
   delayMs: number;
   prefetch: number;
   profileDir?: string;
-  dist: boolean;
+  tsx: boolean;
   logLevel: string;
 }): Promise<Stack> {
   const cleanups: Array<() => unknown> = [];
@@ -62,9 +62,9 @@ export async function startStack(options: {
     // One directory per app: node names each thread's profile itself (tsx's loader runs in a
     // second thread, so a fixed --cpu-prof-name would let it overwrite the main thread's).
     const profile = options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}/${name}`] : [];
-    const entry = options.dist
-      ? [`apps/${workspace}/dist/main.js`]
-      : ['--conditions=@foodies/source', '--import', 'tsx', `apps/${workspace}/src/main.ts`];
+    const entry = options.tsx
+      ? ['--conditions=@foodies/source', '--import', 'tsx', `apps/${workspace}/src/main.ts`]
+      : [`apps/${workspace}/dist/main.js`];
     const child = spawn(process.execPath, [...profile, ...entry], {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
