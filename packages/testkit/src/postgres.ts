@@ -43,12 +43,20 @@ export async function createTestDatabase(t: Teardown, options: { migrate?: boole
   const { db, pool } = createDb({ connectionString: url.toString(), max: 5, applicationName: 'payments-test' });
   if (options.migrate !== false) await migrateToLatest(db);
   t.teardown(async () => {
+    // pool.end() resolves once its clients are told to close, before their backends have
+    // exited; a FATAL that reaches a closing client then is not the test's concern.
+    pool.on('error', () => undefined);
     await db.destroy();
     await admin(async (c) => {
-      const { rows } = await c.query<{ n: string }>('SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1', [name]);
-      if (rows[0]?.n !== '0') {
+      const open = async () =>
+        (await c.query<{ n: string }>('SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1', [name])).rows[0]?.n;
+      let n = await open();
+      for (const deadline = Date.now() + 2000; n !== '0' && Date.now() < deadline; n = await open()) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      if (n !== '0') {
         await c.query(`DROP DATABASE "${name}" WITH (FORCE)`);
-        throw new Error(`leaked ${rows[0]?.n} connection(s) to test database ${name}`);
+        throw new Error(`leaked ${n} connection(s) to test database ${name}`);
       }
       await c.query(`DROP DATABASE "${name}"`);
     });
