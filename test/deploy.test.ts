@@ -9,6 +9,7 @@ import { Deployment } from 'kubernetes-models/apps/v1';
 import { Job } from 'kubernetes-models/batch/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
+import { APP_NODE_OPTIONS } from '../scripts/bench/stack.js';
 
 const root = new URL('..', import.meta.url).pathname;
 const require = createRequire(import.meta.url);
@@ -114,7 +115,7 @@ t.test(
         ports: Array<{ name: string; containerPort: number }>;
         readinessProbe: { httpGet: { path: string; port: string } };
         livenessProbe: { httpGet: { path: string; port: string } };
-        resources: { requests: object; limits: object };
+        resources: { requests: { memory: string }; limits: { memory: string } };
         env: Array<{ name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string } } }>;
         envFrom: Array<{ configMapRef: { name: string } }>;
       };
@@ -126,6 +127,9 @@ t.test(
         `${app} probes its own health port`,
       );
       t.ok(container.resources.requests && container.resources.limits, `${app} resources`);
+      const heapMb = Number(/--max-old-space-size=(\d+)/.exec(APP_NODE_OPTIONS)![1]);
+      const limitMb = Number(/^(\d+)Mi$/.exec(container.resources.limits.memory)?.[1]);
+      t.ok(limitMb >= heapMb + 96, `${app}: memory limit ${limitMb}Mi leaves room above the ${heapMb} MB V8 heap limit`);
       t.equal(container.envFrom[0]!.configMapRef.name, 'payment-config');
       for (const secret of ['DB_PASSWORD', 'RABBITMQ_PASSWORD']) {
         t.ok(container.env.find((e) => e.name === secret)?.valueFrom?.secretKeyRef, `${app} ${secret} from a Secret`);
@@ -182,6 +186,7 @@ t.test('the Dockerfile builds in one stage and runs compiled code as a non-root 
     lines.some((l) => /npm prune --omit=dev/.test(l)),
     'production dependencies only',
   );
+  t.ok(runStage.includes(`ENV NODE_OPTIONS=${APP_NODE_OPTIONS}`), 'the apps run with the heap limit npm run bench measures them with');
   for (const line of lines.filter((l) => l.startsWith('COPY ') && !l.includes('--from='))) {
     const sources = line
       .replace(/^COPY\s+(--\S+\s+)*/, '')

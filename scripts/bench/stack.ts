@@ -20,6 +20,9 @@ export interface Stack {
 
 const CLK_TCK = 100;
 
+/** NODE_OPTIONS of the apps, as the Dockerfile sets it (test/deploy.test.ts keeps them equal). */
+export const APP_NODE_OPTIONS = '--max-old-space-size=256';
+
 /** CPU seconds (user + system) and peak RSS (MB) of a live process, from /proc. */
 export function processStats(pid: number): { cpuSeconds: number; peakRssMb: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -56,6 +59,7 @@ export async function startStack(options: {
     CONSUMER_HEALTH_PORT: '0',
     RELAY_HEALTH_PORT: '0',
     LOG_LEVEL: options.logLevel,
+    NODE_OPTIONS: APP_NODE_OPTIONS,
   };
   const apps: AppProcess[] = [];
   const start = (name: string, workspace: string) => {
