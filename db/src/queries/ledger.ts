@@ -1,4 +1,4 @@
-import type { Executor } from './payments.js';
+import { runStatement, type Executor } from './payments.js';
 
 export type LedgerOutcome = 'CHARGED' | 'DECLINED' | 'VOIDED';
 
@@ -13,7 +13,7 @@ export interface LedgerEntry {
   failureReason: string | null;
 }
 
-function toEntry(row: {
+interface LedgerRow {
   idempotency_key: string;
   order_id: bigint;
   amount: string | null;
@@ -22,7 +22,9 @@ function toEntry(row: {
   transaction_id: string | null;
   failure_code: string | null;
   failure_reason: string | null;
-}): LedgerEntry {
+}
+
+function toEntry(row: LedgerRow): LedgerEntry {
   return {
     idempotencyKey: row.idempotency_key,
     orderId: row.order_id,
@@ -40,26 +42,28 @@ function toEntry(row: {
  * holds afterwards: ours, or the one a concurrent or earlier request recorded.
  */
 export async function recordLedgerEntry(db: Executor, entry: LedgerEntry): Promise<LedgerEntry> {
-  const inserted = await db
-    .insertInto('gateway_ledger')
-    .values({
-      idempotency_key: entry.idempotencyKey,
-      order_id: entry.orderId,
-      amount: entry.amount,
-      currency: entry.currency,
-      outcome: entry.outcome,
-      transaction_id: entry.transactionId,
-      failure_code: entry.failureCode,
-      failure_reason: entry.failureReason,
-    })
-    .onConflict((oc) => oc.column('idempotency_key').doNothing())
-    .returningAll()
-    .executeTakeFirst();
+  const [inserted] = await runStatement<LedgerRow>(db, RECORD_LEDGER_SQL, [
+    entry.idempotencyKey,
+    entry.orderId,
+    entry.amount,
+    entry.currency,
+    entry.outcome,
+    entry.transactionId,
+    entry.failureCode,
+    entry.failureReason,
+  ]);
   if (inserted) return toEntry(inserted);
   const existing = await findLedgerEntry(db, entry.idempotencyKey);
   if (!existing) throw new Error(`ledger entry ${entry.idempotencyKey} vanished after a conflict`);
   return existing;
 }
+
+/** Fixed text: one charge per payment runs it (see runStatement). */
+const RECORD_LEDGER_SQL = `
+  INSERT INTO gateway_ledger (idempotency_key, order_id, amount, currency, outcome, transaction_id, failure_code, failure_reason)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+  ON CONFLICT (idempotency_key) DO NOTHING
+  RETURNING *`;
 
 export async function findLedgerEntry(db: Executor, idempotencyKey: string): Promise<LedgerEntry | undefined> {
   const row = await db.selectFrom('gateway_ledger').selectAll().where('idempotency_key', '=', idempotencyKey).executeTakeFirst();

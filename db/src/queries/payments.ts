@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Selectable } from 'kysely';
+import { CompiledQuery, sql, type Kysely, type Selectable } from 'kysely';
 import {
   ALLOWED_PREDECESSORS,
   formatStoredAmount,
@@ -42,38 +42,39 @@ export function toPaymentRecord(row: PaymentRow): PaymentRecord {
   };
 }
 
-function paymentValues(request: ProcessPaymentRequest, status: PaymentStatus) {
+/** The payment's parameters as the payment statements number them ($1 event id, $2 order id, …). */
+function paymentParams(request: ProcessPaymentRequest, status: PaymentStatus): unknown[] {
   const pm = request.paymentMethod;
-  return {
-    order_id: request.orderId,
-    buyer_id: request.buyerId,
-    amount: request.amount,
-    currency: request.currency,
+  return [
+    request.eventId,
+    request.orderId,
+    request.buyerId,
+    request.amount,
+    request.currency,
     status,
-    payment_method_type: pm.type,
-    card_last_four: pm.cardLastFour,
-    card_brand: pm.cardBrand,
-    card_holder_name: pm.cardHolderName,
-    expiration_month: pm.expirationMonth,
-    expiration_year: pm.expirationYear,
-    source_event_id: request.eventId,
-  };
+    pm.type,
+    pm.cardLastFour,
+    pm.cardBrand,
+    pm.cardHolderName,
+    pm.expirationMonth,
+    pm.expirationYear,
+  ];
 }
 
-/** INSERT INTO payments … SELECT … FROM `source` (a CTE holding the order's order_answers row). */
-function insertPaymentFrom(source: string, request: ProcessPaymentRequest, status: PaymentStatus, leaseMs: number | null) {
-  const v = paymentValues(request, status);
-  const lease = leaseMs === null ? sql`NULL::timestamptz` : sql`now() + ${leaseMs} * interval '1 millisecond'`;
-  return sql`
+/** INSERT INTO payments … FROM the `answer` CTE (the order's order_answers row), leased until `lease`. */
+const insertPaymentFromAnswer = (lease: string) => `
     INSERT INTO payments (order_id, buyer_id, amount, currency, status, payment_method_type, card_last_four, card_brand,
                           card_holder_name, expiration_month, expiration_year, source_event_id, lease_expires_at)
-    SELECT order_id, ${v.buyer_id}::varchar, ${v.amount}::numeric, ${v.currency}::varchar, ${v.status}::varchar,
-           ${v.payment_method_type}::varchar, ${v.card_last_four}::varchar, ${v.card_brand}::varchar,
-           ${v.card_holder_name}::varchar, ${v.expiration_month}::int4, ${v.expiration_year}::int4,
-           ${v.source_event_id}::varchar, ${lease}
-    FROM ${sql.table(source)}
+    SELECT order_id, $3::varchar, $4::numeric, $5::varchar, $6::varchar, $7::varchar, $8::varchar, $9::varchar,
+           $10::varchar, $11::int4, $12::int4, $1::varchar, ${lease}
+    FROM answer
     RETURNING *`;
-}
+
+const INSERT_PAYMENT_SQL = `
+  WITH answer AS (
+    INSERT INTO order_answers (order_id, kind, event_id) VALUES ($2::int8, 'PAYMENT', $1::varchar) RETURNING order_id
+  )
+  ${insertPaymentFromAnswer('NULL::timestamptz')}`;
 
 /**
  * Inserts a payment and the order's answer (kind PAYMENT) in one statement, so a payment
@@ -85,13 +86,8 @@ export async function insertPayment(
   request: ProcessPaymentRequest,
   status: PaymentStatus = 'PENDING',
 ): Promise<PaymentRecord> {
-  const { rows } = await sql<PaymentRow>`
-    WITH answer AS (
-      INSERT INTO order_answers (order_id, kind, event_id) VALUES (${request.orderId}::int8, 'PAYMENT', ${request.eventId}::varchar)
-      RETURNING order_id
-    )
-    ${insertPaymentFrom('answer', request, status, null)}`.execute(db);
-  return toPaymentRecord(rows[0]!);
+  const [row] = await runStatement<PaymentRow>(db, INSERT_PAYMENT_SQL, paymentParams(request, status));
+  return toPaymentRecord(row!);
 }
 
 export type Claim =
@@ -110,21 +106,26 @@ export type Claim =
  * handler a round trip per event.
  */
 export async function claimPayment(db: Executor, request: ProcessPaymentRequest, leaseMs: number): Promise<Claim> {
-  const { rows } = await sql<{ event_answered: boolean } & Partial<PaymentRow>>`
-    WITH seen AS (SELECT EXISTS (SELECT 1 FROM inbox WHERE event_id = ${request.eventId}::varchar) AS event_answered),
-    answer AS (
-      INSERT INTO order_answers (order_id, kind, event_id)
-      SELECT ${request.orderId}::int8, 'PAYMENT', ${request.eventId}::varchar FROM seen WHERE NOT event_answered
-      ON CONFLICT (order_id) DO NOTHING
-      RETURNING order_id
-    ),
-    inserted AS (${insertPaymentFrom('answer', request, 'PENDING', leaseMs)})
-    SELECT seen.event_answered, inserted.* FROM seen LEFT JOIN inserted ON true`.execute(db);
-  const row = rows[0]!;
-  if (row.event_answered) return { kind: 'event-answered' };
-  if (row.id === undefined || row.id === null) return { kind: 'order-answered' };
+  const [row] = await runStatement<{ event_answered: boolean } & Partial<PaymentRow>>(db, CLAIM_SQL, [
+    ...paymentParams(request, 'PENDING'),
+    leaseMs,
+  ]);
+  if (row!.event_answered) return { kind: 'event-answered' };
+  if (row!.id === undefined || row!.id === null) return { kind: 'order-answered' };
   return { kind: 'claimed', payment: toPaymentRecord(row as PaymentRow) };
 }
+
+/** The claim as fixed text: it runs once per event, so it skips query building (see runStatement). */
+const CLAIM_SQL = `
+  WITH seen AS (SELECT EXISTS (SELECT 1 FROM inbox WHERE event_id = $1::varchar) AS event_answered),
+  answer AS (
+    INSERT INTO order_answers (order_id, kind, event_id)
+    SELECT $2::int8, 'PAYMENT', $1::varchar FROM seen WHERE NOT event_answered
+    ON CONFLICT (order_id) DO NOTHING
+    RETURNING order_id
+  ),
+  inserted AS (${insertPaymentFromAnswer("now() + $13::int8 * interval '1 millisecond'")})
+  SELECT seen.event_answered, inserted.* FROM seen LEFT JOIN inserted ON true`;
 
 /**
  * Takes over an in-flight payment whose lease has expired (its consumer died). Compare-and-set
@@ -204,30 +205,60 @@ export interface AnswerRows {
 export async function updatePaymentStatus(db: Executor, paymentId: bigint, change: StatusChange, answer?: AnswerRows): Promise<boolean> {
   const predecessors = ALLOWED_PREDECESSORS[change.status];
   if (predecessors.length === 0) return false;
-  const set = [sql`status = ${change.status}`, sql`updated_at = now()`];
-  if (!IN_FLIGHT_STATUSES.includes(change.status)) set.push(sql`lease_expires_at = NULL`);
-  if (change.transactionId !== undefined) set.push(sql`transaction_id = ${change.transactionId}`);
-  if (change.failureReason !== undefined) set.push(sql`failure_reason = ${change.failureReason}`);
-  if (change.failureCode !== undefined) set.push(sql`failure_code = ${change.failureCode}`);
-  if (change.processedAt !== undefined) set.push(sql`processed_at = ${change.processedAt}`);
-  const update = sql`UPDATE payments SET ${sql.join(set)}
-    WHERE id = ${paymentId} AND status IN (${sql.join([...predecessors])}) RETURNING id`;
-  if (!answer) return (await update.execute(db)).rows.length === 1;
-  const { inbox, outbox } = answer;
-  const { rows } = await sql`
-    WITH updated AS (${update}),
+  const values: unknown[] = [paymentId, change.status];
+  const fields = (['transactionId', 'failureReason', 'failureCode', 'processedAt'] as const).filter((f) => change[f] !== undefined);
+  for (const field of fields) values.push(change[field]);
+  if (answer) {
+    const { inbox, outbox } = answer;
+    values.push(inbox.eventId, inbox.orderId, inbox.outcome, inbox.detail ?? null);
+    values.push(outbox.eventId, outbox.orderId, outbox.eventType, outbox.routingKey, outbox.payload);
+  }
+  return (await runStatement(db, updateStatusSql(change.status, fields, answer !== undefined), values)).length === 1;
+}
+
+const STATUS_COLUMNS = {
+  transactionId: 'transaction_id',
+  failureReason: 'failure_reason',
+  failureCode: 'failure_code',
+  processedAt: 'processed_at',
+} as const;
+const updateStatusTexts = new Map<string, string>();
+
+/** The text of one shape of status update (status, fields set, with or without answer rows), built once. */
+function updateStatusSql(status: PaymentStatus, fields: ReadonlyArray<keyof typeof STATUS_COLUMNS>, withAnswer: boolean): string {
+  const key = `${status}:${fields.join(',')}:${withAnswer}`;
+  let text = updateStatusTexts.get(key);
+  if (text !== undefined) return text;
+  const set = ['status = $2', 'updated_at = now()'];
+  if (!IN_FLIGHT_STATUSES.includes(status)) set.push('lease_expires_at = NULL');
+  fields.forEach((f, i) => set.push(`${STATUS_COLUMNS[f]} = $${i + 3}`));
+  const guard = ALLOWED_PREDECESSORS[status].map((p) => `'${p}'`).join(', ');
+  const update = `UPDATE payments SET ${set.join(', ')} WHERE id = $1 AND status IN (${guard}) RETURNING id`;
+  const n = fields.length + 2;
+  const p = (i: number) => `$${n + i}`;
+  text = !withAnswer
+    ? update
+    : `WITH updated AS (${update}),
     inbox_row AS (
       INSERT INTO inbox (event_id, order_id, outcome, detail)
-      SELECT ${inbox.eventId}::varchar, ${inbox.orderId}::int8, ${inbox.outcome}::varchar, ${inbox.detail ?? null}::text FROM updated
+      SELECT ${p(1)}::varchar, ${p(2)}::int8, ${p(3)}::varchar, ${p(4)}::text FROM updated
     ),
     outbox_row AS (
       INSERT INTO outbox (event_id, order_id, event_type, routing_key, payload)
-      SELECT ${outbox.eventId}::uuid, ${outbox.orderId}::int8, ${outbox.eventType}::varchar, ${outbox.routingKey}::varchar,
-             ${outbox.payload}::text
-      FROM updated
+      SELECT ${p(5)}::uuid, ${p(6)}::int8, ${p(7)}::varchar, ${p(8)}::varchar, ${p(9)}::text FROM updated
     )
-    SELECT id FROM updated`.execute(db);
-  return rows.length === 1;
+    SELECT id FROM updated`;
+  updateStatusTexts.set(key, text);
+  return text;
+}
+
+/**
+ * Runs fixed SQL text with positional parameters: the statements every payment runs skip
+ * Kysely's query building (a tree visit and compile per call) and, being the same text each
+ * time, are prepared once per connection (see PreparingClient).
+ */
+export async function runStatement<R>(db: Executor, text: string, values: readonly unknown[]): Promise<R[]> {
+  return (await db.executeQuery<R>(CompiledQuery.raw(text, [...values]))).rows;
 }
 
 export async function listStatusHistory(
