@@ -46,27 +46,55 @@ export const PREPARED_STATEMENTS_PER_CONNECTION = 256;
  * Our SQL comes from code, so the set of texts is bounded; the cap only guards mistakes.
  * A statement whose Parse fails (a renamed table, say) is not remembered by pg and is
  * parsed again next time; PostgreSQL re-analyses a prepared statement after schema changes.
+ * One change it refuses: a statement whose result columns changed (a migration added a
+ * column to a table read with `*`) fails with "cached plan must not change result type"
+ * (0A000). That error makes the client forget the name, so the caller's retry prepares the
+ * text afresh instead of failing on this connection for ever.
  */
 export class PreparingClient extends pg.Client {
   /** Statement text -> its name on this connection. */
   readonly prepared = new Map<string, string>();
+  private named = 0;
+
+  /** The name to run `text` under, or undefined past the cap. */
+  nameFor(text: string): string | undefined {
+    let name = this.prepared.get(text);
+    if (name === undefined && this.prepared.size < PREPARED_STATEMENTS_PER_CONNECTION) {
+      // A counter, never reused: a forgotten name may still exist on the server.
+      name = `foodies_${this.named++}`;
+      this.prepared.set(text, name);
+    }
+    return name;
+  }
+
+  forgetIfStale(text: string, err: unknown): void {
+    if ((err as { code?: unknown } | null)?.code === STALE_PLAN) this.prepared.delete(text);
+  }
 }
 
+/** SQLSTATE of "cached plan must not change result type". */
+const STALE_PLAN = '0A000';
+
 type Query = (this: PreparingClient, ...args: unknown[]) => unknown;
+type Callback = (err: Error | null, result?: unknown) => void;
 const plainQuery = pg.Client.prototype.query as unknown as Query;
 // Replaces the method rather than overriding it in the class: pg's typings overload query()
 // in ways a subclass signature cannot restate.
 (PreparingClient.prototype as unknown as { query: Query }).query = function (this: PreparingClient, ...args: unknown[]) {
   const [text, values, callback] = args;
-  if (typeof text === 'string' && Array.isArray(values) && values.length > 0) {
-    let name = this.prepared.get(text);
-    if (name === undefined && this.prepared.size < PREPARED_STATEMENTS_PER_CONNECTION) {
-      name = `foodies_${this.prepared.size}`;
-      this.prepared.set(text, name);
-    }
-    if (name !== undefined) return plainQuery.call(this, { name, text, values }, callback);
+  const name = typeof text === 'string' && Array.isArray(values) && values.length > 0 ? this.nameFor(text) : undefined;
+  if (name === undefined) return plainQuery.apply(this, args);
+  const config = { name, text, values };
+  if (typeof callback === 'function') {
+    return plainQuery.call(this, config, (err: Error | null, result?: unknown) => {
+      if (err) this.forgetIfStale(text as string, err);
+      (callback as Callback)(err, result);
+    });
   }
-  return plainQuery.apply(this, args);
+  return (plainQuery.call(this, config) as Promise<unknown>).catch((err: unknown) => {
+    this.forgetIfStale(text as string, err);
+    throw err;
+  });
 };
 
 export function createPool(options: DbConnectionOptions): pg.Pool {

@@ -33,3 +33,21 @@ t.test('pooled connections prepare each parameterised statement once and reuse i
   t.equal((client as unknown as PreparingClient).prepared.size, PREPARED_STATEMENTS_PER_CONNECTION, 'named statements are capped');
   t.same((await client.query(`SELECT $1::int AS over`, [7])).rows, [{ over: 7 }], 'beyond the cap statements still run, unnamed');
 });
+
+t.test('after a migration changes what a prepared statement returns, it fails once and then runs re-prepared', async (t) => {
+  const { url } = await createTestDatabase(t, { migrate: false });
+  const pool = createPool({ connectionString: url, max: 1 });
+  t.teardown(() => pool.end());
+  // A client kept across the error, as Kysely keeps its pooled connections (pool.query would
+  // throw a failed connection away and hide the problem).
+  const client = await pool.connect();
+  t.teardown(() => client.release());
+  await client.query('CREATE TABLE grows (id int)');
+  await client.query('INSERT INTO grows VALUES (1)');
+  const read = () => client.query('SELECT * FROM grows WHERE id = $1', [1]);
+  t.same((await read()).rows, [{ id: 1 }]);
+  await client.query('ALTER TABLE grows ADD COLUMN note text');
+  await t.rejects(read(), { code: '0A000' }, 'PostgreSQL refuses the stale plan once');
+  t.same((await read()).rows, [{ id: 1, note: null }], 'the retry prepares the text afresh and sees the new column');
+  t.same((await read()).rows, [{ id: 1, note: null }], 'and keeps working');
+});

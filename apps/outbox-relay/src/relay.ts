@@ -92,8 +92,8 @@ export class OutboxRelay {
 
   /**
    * One transaction: claim (row locks), publish with confirms, mark or record failures, commit.
-   * `more` says another claim may find rows now: the batch was full, or a published row's
-   * order has a later row, which publishing its head made claimable and which no
+   * `more` says another claim may find rows now: the batch was full, or a published or parked
+   * row's order has a later row, which that made claimable and which no
    * notification will announce. Anything else committed later comes with its own NOTIFY
    * (or the poll), so a short batch ends the drain without one more, empty, claim.
    */
@@ -118,6 +118,8 @@ export class OutboxRelay {
         metrics.failures.inc({ kind: outcome.kind });
         const rowFailure = outcome.kind === 'row';
         const park = rowFailure && row.rowFailures + 1 >= maxAttempts;
+        // A parked head no longer holds its order back: its next row is claimable now.
+        freedNext ||= park && row.hasNext;
         await recordOutboxFailure(tx, row.id, { error: outcome.error, rowFailure, retryInMs: backoffDelay(row.attempts, rowRetry), park });
         const log = logger.child({ outboxId: row.id.toString(), orderId: row.orderId.toString(), eventId: row.eventId });
         if (park) {

@@ -152,6 +152,21 @@ t.test('a row the exchange cannot route is parked after N attempts while later r
   t.match(metrics, /outbox_backlog_rows 0/);
 });
 
+t.test("parking an order's first row releases the order's next row at once, without waiting for the poll", async (t) => {
+  const h = await relayHarness(t);
+  const app = await h.startRelay({ OUTBOX_MAX_ATTEMPTS: 1, OUTBOX_POLL_INTERVAL_MS: 60_000 });
+  await waitFor('start-up drains done', async () =>
+    /outbox_drains_total\{trigger="broker"\} [1-9]/.test((await app.health.inject({ url: '/metrics' })).body),
+  );
+  await app.relay.idle();
+  const [poison] = await h.insertRows(1, { orderId: 777n, routingKey: 'payment.nowhere', notify: false });
+  const [next] = await h.insertRows(1, { orderId: 777n });
+  await waitFor("the order's next row", () => h.received.length === 1, 10_000);
+  t.equal(h.received[0]!.messageId, next!.eventId);
+  const parked = await h.db.selectFrom('outbox').select('parked_at').where('id', '=', poison!.id).executeTakeFirstOrThrow();
+  t.ok(parked.parked_at, 'the head row is parked');
+});
+
 t.test('probes and metrics of the relay', async (t) => {
   const h = await relayHarness(t);
   const app = await h.startRelay();
