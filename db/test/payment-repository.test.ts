@@ -127,11 +127,22 @@ t.test('PaymentRepository against PostgreSQL', async (t) => {
     t.equal(rows.inbox.length, 1, 'a refused update writes no inbox row');
     t.equal(rows.outbox.length, 1, 'a refused update writes no outbox row');
 
+    // The same event id claimed for another order before the first answer committed: that
+    // order is charged by now, so its answer is written; the inbox keeps the first order's row.
     const other = await claimNew();
     const reused = answer(other.orderId, first.inbox.eventId);
-    await t.rejects(repo.updateStatus(other.id, failed, reused), /inbox_pkey/, 'a duplicate inbox key fails the statement');
-    t.equal((await repo.findById(other.id))?.status, 'PENDING', 'and the status change rolls back with it');
-    t.equal((await rowsFor(other.orderId)).outbox.length, 0, 'and so does the outbox row');
+    t.equal(await repo.updateStatus(other.id, failed, reused), true, 'an event id reused by another order still finalises it');
+    t.equal((await repo.findById(other.id))?.status, 'FAILED');
+    t.same(
+      (await rowsFor(other.orderId)).outbox.map((r) => r.event_id),
+      [reused.outbox.eventId],
+      'and writes its answer',
+    );
+    t.same(
+      (await db.selectFrom('inbox').select('order_id').where('event_id', '=', first.inbox.eventId).execute()).map((r) => r.order_id),
+      [claimed.orderId],
+      'the inbox row stays the first order’s',
+    );
   });
 
   t.test('a claim inserts nothing for an event already in the inbox, whatever its order', async (t) => {

@@ -199,8 +199,12 @@ export interface AnswerRows {
  *
  * With `answer`, the inbox and outbox rows are inserted by the same statement, only if the
  * guard let the update through: one round trip and one implicit transaction instead of
- * BEGIN, three statements and COMMIT. All of it commits or none of it does (a duplicate
- * inbox key fails the whole statement).
+ * BEGIN, three statements and COMMIT. All of it commits or none of it does.
+ *
+ * The inbox row is skipped if its event id is already there. Only an event id reused for
+ * another order gets here (one order's events race on its claim, never on this write), and
+ * by now that order has been charged: its answer must still be written, or the charge would
+ * stay unanswered while every redelivery is acknowledged as a duplicate.
  */
 export async function updatePaymentStatus(db: Executor, paymentId: bigint, change: StatusChange, answer?: AnswerRows): Promise<boolean> {
   const predecessors = ALLOWED_PREDECESSORS[change.status];
@@ -242,6 +246,7 @@ function updateStatusSql(status: PaymentStatus, fields: ReadonlyArray<keyof type
     inbox_row AS (
       INSERT INTO inbox (event_id, order_id, outcome, detail)
       SELECT ${p(1)}::varchar, ${p(2)}::int8, ${p(3)}::varchar, ${p(4)}::text FROM updated
+      ON CONFLICT (event_id) DO NOTHING
     ),
     outbox_row AS (
       INSERT INTO outbox (event_id, order_id, event_type, routing_key, payload)
