@@ -29,8 +29,8 @@ t.test('bench options: defaults follow the service, bad values are refused by na
 });
 
 t.test('npm run bench measures real apps and checks every order, in both modes', async (t) => {
-  // --tsx: the apps run from the sources like every other test's; compiled apps would report
-  // coverage through dist/ source maps, which tap merges badly with the sources' own.
+  // --tsx: the apps run from the sources like every other test's, so their coverage maps onto
+  // the same files (compiled apps would report it through dist/ source maps).
   const { code, stdout, stderr } = await runBench(['--n', '60', '--rate', '60', '--runs', '1', '--no-ceiling', '--json', '--tsx']);
   t.equal(code, 0, stderr);
   const report = JSON.parse(stdout) as {

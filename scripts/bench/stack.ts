@@ -59,7 +59,8 @@ export async function startStack(options: {
     CONSUMER_HEALTH_PORT: '0',
     RELAY_HEALTH_PORT: '0',
     LOG_LEVEL: options.logLevel,
-    NODE_OPTIONS: APP_NODE_OPTIONS,
+    // Added to, not replacing, what the bench was given (tap's coverage hook, a user's flags).
+    NODE_OPTIONS: [process.env.NODE_OPTIONS, APP_NODE_OPTIONS].filter(Boolean).join(' '),
   };
   const apps: AppProcess[] = [];
   const start = (name: string, workspace: string) => {
