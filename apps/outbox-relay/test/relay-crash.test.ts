@@ -2,6 +2,7 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { sql } from 'kysely';
 import { waitFor } from '@foodies/testkit';
 import { relayHarness, testRelayConfig, unpublishedCount } from './helpers.js';
 
@@ -21,6 +22,14 @@ t.test('a relay killed between publish and mark: after restart every row is publ
   await waitFor('the crashed batch reached the broker', () => h.received.length === 10);
   t.equal(await unpublishedCount(h.db), 10, 'but none was marked');
 
+  // Until PostgreSQL notices the killed relay's connection, its transaction still locks the
+  // rows and a new relay's claims skip them (only the 60 s test poll would come back).
+  await waitFor('the killed relay holds no row locks', async () => {
+    const { rows: held } = await sql<{ n: bigint }>`
+      SELECT count(*) AS n FROM pg_stat_activity
+      WHERE datname = current_database() AND application_name = 'payment-outbox-relay'`.execute(h.db);
+    return held[0]!.n === 0n;
+  });
   await h.startRelay();
   await waitFor('all marked after restart', async () => (await unpublishedCount(h.db)) === 0, 20_000);
   await waitFor('republished', () => h.received.length >= 20);
