@@ -10,6 +10,7 @@ import {
   testRabbit,
   type Teardown,
   type TestDatabase,
+  waitFor,
   testDbEnv,
 } from '@foodies/testkit';
 import { buildRelayApp, type RelayApp, type RelayOverrides } from '../src/app.js';
@@ -116,4 +117,15 @@ export async function unpublishedCount(db: Db): Promise<number> {
     .where('published_at', 'is', null)
     .executeTakeFirstOrThrow();
   return Number(row.n);
+}
+
+/**
+ * Waits until the relay's start-up drains (LISTEN connect, broker connect) have run and
+ * finished, so that only the wake-ups a test causes afterwards remain.
+ */
+export async function startUpDrained(app: RelayApp): Promise<void> {
+  await waitFor('start-up drains done', async () =>
+    /outbox_drains_total\{trigger="broker"\} [1-9]/.test((await app.health.inject({ url: '/metrics' })).body),
+  );
+  await app.relay.idle();
 }

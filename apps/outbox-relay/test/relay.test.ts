@@ -4,7 +4,7 @@ import { stockConfirmedEvent, waitFor } from '@foodies/testkit';
 import { harness } from '../../consumer/test/helpers.js';
 import { buildRelayApp } from '../src/app.js';
 import { sweepRetention } from '../src/retention.js';
-import { relayHarness, testRelayConfig, unpublishedCount } from './helpers.js';
+import { relayHarness, startUpDrained, testRelayConfig, unpublishedCount } from './helpers.js';
 
 t.test('a result event written by the consumer is published with the exact properties and marked', async (t) => {
   const h = await harness(t);
@@ -66,10 +66,7 @@ t.test('a NOTIFY after commit wakes the relay long before its 60 s safety poll',
 t.test("one notification publishes all of an order's rows, one after the other, without waiting for the poll", async (t) => {
   const h = await relayHarness(t);
   const app = await h.startRelay({ OUTBOX_POLL_INTERVAL_MS: 60_000 });
-  await waitFor('start-up drains done', async () =>
-    /outbox_drains_total\{trigger="broker"\} [1-9]/.test((await app.health.inject({ url: '/metrics' })).body),
-  );
-  await app.relay.idle();
+  await startUpDrained(app);
   const rows = await h.insertRows(3, { orderId: 4242n });
   await waitFor('all three rows of the order', () => h.received.length === 3, 10_000);
   t.same(
@@ -82,10 +79,7 @@ t.test("one notification publishes all of an order's rows, one after the other, 
 t.test('one notification publishes a backlog larger than a batch: a full batch always claims again', async (t) => {
   const h = await relayHarness(t);
   const app = await h.startRelay({ OUTBOX_POLL_INTERVAL_MS: 60_000, OUTBOX_BATCH_SIZE: 2 });
-  await waitFor('start-up drains done', async () =>
-    /outbox_drains_total\{trigger="broker"\} [1-9]/.test((await app.health.inject({ url: '/metrics' })).body),
-  );
-  await app.relay.idle();
+  await startUpDrained(app);
   await h.insertRows(7, { notify: false });
   await h.insertRows(1);
   await waitFor('all eight rows', () => h.received.length === 8, 10_000);
@@ -96,10 +90,7 @@ t.test('rows inserted without NOTIFY are published by the safety poll, and count
   const h = await relayHarness(t);
   const app = await h.startRelay({ OUTBOX_POLL_INTERVAL_MS: 300 });
   // Let the start-up drains (LISTEN connect, broker connect) pass, so only the poll is left.
-  await waitFor('broker drain', async () =>
-    /outbox_drains_total\{trigger="broker"\} [1-9]/.test((await app.health.inject({ url: '/metrics' })).body),
-  );
-  await app.relay.idle();
+  await startUpDrained(app);
   await h.insertRows(5, { notify: false });
   await waitFor('five messages', () => h.received.length === 5);
   await waitFor('all marked published', async () => (await unpublishedCount(h.db)) === 0);
@@ -113,8 +104,7 @@ t.test('rows whose NOTIFY never reached the relay are caught up when LISTEN reco
   const h = await relayHarness(t);
   const app = await h.startRelay({ OUTBOX_POLL_INTERVAL_MS: 60_000 });
   const metrics = async () => (await app.health.inject({ url: '/metrics' })).body;
-  await waitFor('start-up drains done', async () => /outbox_drains_total\{trigger="broker"\} [1-9]/.test(await metrics()));
-  await app.relay.idle();
+  await startUpDrained(app);
   // Committed with no notification (as if it was sent while LISTEN was down): only a
   // catch-up drain can publish these before the 60 s poll.
   await h.insertRows(4, { notify: false });
@@ -155,10 +145,7 @@ t.test('a row the exchange cannot route is parked after N attempts while later r
 t.test("parking an order's first row releases the order's next row at once, without waiting for the poll", async (t) => {
   const h = await relayHarness(t);
   const app = await h.startRelay({ OUTBOX_MAX_ATTEMPTS: 1, OUTBOX_POLL_INTERVAL_MS: 60_000 });
-  await waitFor('start-up drains done', async () =>
-    /outbox_drains_total\{trigger="broker"\} [1-9]/.test((await app.health.inject({ url: '/metrics' })).body),
-  );
-  await app.relay.idle();
+  await startUpDrained(app);
   const [poison] = await h.insertRows(1, { orderId: 777n, routingKey: 'payment.nowhere', notify: false });
   const [next] = await h.insertRows(1, { orderId: 777n });
   await waitFor("the order's next row", () => h.received.length === 1, 10_000);
