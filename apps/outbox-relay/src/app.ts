@@ -1,6 +1,6 @@
 import pgListen, { type Subscriber } from 'pg-listen';
 import type { Connection } from 'rabbitmq-client';
-import { createDb, makeBackedOffRowsDue, OUTBOX_CHANNEL, pingDatabase, type Db, type OutboxRow } from '@foodies/db';
+import { createDb, makeBackedOffRowsDue, OUTBOX_CHANNEL, pingDatabase, type Db } from '@foodies/db';
 import {
   backoffDelay,
   buildHealthServer,
@@ -14,11 +14,11 @@ import type { FastifyInstance } from 'fastify';
 import type { RelayConfig } from './config.js';
 import { createRelayMetrics, type RelayMetrics } from './metrics.js';
 import { OutboxPublisher } from './publisher.js';
-import { OutboxRelay } from './relay.js';
+import { OutboxRelay, type RelayOptions } from './relay.js';
 import { sweepRetention } from './retention.js';
 
 export interface RelayOverrides {
-  afterPublish?: (rows: OutboxRow[]) => Promise<void> | void;
+  afterPublish?: RelayOptions['afterPublish'];
 }
 
 export interface RelayApp {

@@ -1,6 +1,6 @@
 import { claimOutboxBatch, markOutboxPublished, recordOutboxFailure, type Db, type OutboxRow } from '@foodies/db';
 import { backoffDelay, sleep, type BackoffPolicy, type Logger } from '@foodies/platform';
-import type { OutboxPublisher } from './publisher.js';
+import type { OutboxPublisher, PublishOutcome } from './publisher.js';
 import type { RelayMetrics } from './metrics.js';
 
 export type DrainTrigger = 'notify' | 'poll' | 'connect' | 'broker';
@@ -15,8 +15,11 @@ export interface RelayOptions {
   maxAttempts: number;
   /** Delay before a failed row is due again, growing with its attempts. */
   rowRetry: BackoffPolicy;
-  /** Test seam: runs after a batch is confirmed by the broker, before it is marked (crash injection). */
-  afterPublish?: (rows: OutboxRow[]) => Promise<void> | void;
+  /**
+   * Test seam: runs after a batch's publishes are settled (confirmed or failed, see
+   * `outcomes`), before anything is marked (crash injection).
+   */
+  afterPublish?: (rows: OutboxRow[], outcomes: PublishOutcome[]) => Promise<void> | void;
 }
 
 /** A drain that failed (database down) is retried after this backoff, never in a tight loop. */
@@ -103,7 +106,7 @@ export class OutboxRelay {
       const rows = await claimOutboxBatch(tx, this.options.batchSize);
       if (rows.length === 0) return { more: false, published: 0 };
       const outcomes = await publisher.publishAll(rows);
-      await this.options.afterPublish?.(rows);
+      await this.options.afterPublish?.(rows, outcomes);
       const confirmedAt = Date.now();
       const published: bigint[] = [];
       let freedNext = false;
