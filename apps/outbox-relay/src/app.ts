@@ -111,6 +111,9 @@ export function buildRelayApp(config: RelayConfig, logger: Logger, overrides: Re
         batchSize: config.OUTBOX_BATCH_SIZE,
         maxAttempts: config.OUTBOX_MAX_ATTEMPTS,
         rowRetry: { baseMs: config.OUTBOX_RETRY_BASE_MS, maxMs: config.OUTBOX_RETRY_MAX_MS },
+        // A NOTIFY arrives within milliseconds; a row that waited a second (or half the poll
+        // interval, if that is shorter) had none.
+        missedWakeUpAfterMs: Math.min(1_000, config.OUTBOX_POLL_INTERVAL_MS / 2),
         afterPublish: overrides.afterPublish,
       });
       rabbit.on('connection', () => {

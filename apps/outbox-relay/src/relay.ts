@@ -16,6 +16,12 @@ export interface RelayOptions {
   /** Delay before a failed row is due again, growing with its attempts. */
   rowRetry: BackoffPolicy;
   /**
+   * A row the safety poll publishes counts as a missed wake-up only if it had been waiting
+   * this long when claimed and was never tried before. A younger row is a poll that got there
+   * before the row's NOTIFY did; a retried row is due by its backoff, not by a notification.
+   */
+  missedWakeUpAfterMs: number;
+  /**
    * Test seam: runs after a batch's publishes are settled (confirmed or failed, see
    * `outcomes`), before anything is marked (crash injection).
    */
@@ -67,14 +73,14 @@ export class OutboxRelay {
     let trigger: DrainTrigger | undefined = first;
     while (trigger !== undefined && !this.stopping.signal.aborted) {
       this.pending = undefined;
-      let published = 0;
+      let missed = 0;
       for (;;) {
         if (this.stopping.signal.aborted) return;
         let more: boolean;
         try {
           const batch = await this.drainBatch();
           more = batch.more;
-          published += batch.published;
+          missed += batch.missed;
           failures = 0;
         } catch (err) {
           const delayMs = backoffDelay(failures++, DRAIN_RETRY);
@@ -85,9 +91,12 @@ export class OutboxRelay {
         }
         if (!more) break;
       }
-      if (trigger === 'poll' && published > 0) {
+      if (trigger === 'poll' && missed > 0) {
         this.options.metrics.pollDrainsWithRows.inc();
-        this.options.logger.warn({ published }, 'safety poll found rows no notification announced');
+        this.options.logger.warn(
+          { published: missed, waitedMs: this.options.missedWakeUpAfterMs },
+          'safety poll published rows no notification announced',
+        );
       }
       trigger = this.pending;
     }
@@ -99,22 +108,27 @@ export class OutboxRelay {
    * row's order has a later row, which that made claimable and which no
    * notification will announce. Anything else committed later comes with its own NOTIFY
    * (or the poll), so a short batch ends the drain without one more, empty, claim.
+   * `missed` counts the published rows a notification should have announced (see
+   * `missedWakeUpAfterMs`); only a poll drain reports them.
    */
-  private drainBatch(): Promise<{ more: boolean; published: number }> {
-    const { db, publisher, metrics, logger, maxAttempts, rowRetry } = this.options;
+  private drainBatch(): Promise<{ more: boolean; missed: number }> {
+    const { db, publisher, metrics, logger, maxAttempts, rowRetry, missedWakeUpAfterMs } = this.options;
     return db.transaction().execute(async (tx) => {
+      const claimedAt = Date.now();
       const rows = await claimOutboxBatch(tx, this.options.batchSize);
-      if (rows.length === 0) return { more: false, published: 0 };
+      if (rows.length === 0) return { more: false, missed: 0 };
       const outcomes = await publisher.publishAll(rows);
       await this.options.afterPublish?.(rows, outcomes);
       const confirmedAt = Date.now();
       const published: bigint[] = [];
       let freedNext = false;
+      let missed = 0;
       for (const [i, row] of rows.entries()) {
         const outcome = outcomes[i]!;
         if (outcome.ok) {
           published.push(row.id);
           freedNext ||= row.hasNext;
+          if (row.attempts === 0 && claimedAt - row.createdAt.getTime() >= missedWakeUpAfterMs) missed++;
           metrics.commitToConfirm.observe(Math.max(0, confirmedAt - row.createdAt.getTime()) / 1000);
           continue;
         }
@@ -137,7 +151,7 @@ export class OutboxRelay {
       }
       await markOutboxPublished(tx, published);
       metrics.published.inc(published.length);
-      return { more: rows.length === this.options.batchSize || freedNext, published: published.length };
+      return { more: rows.length === this.options.batchSize || freedNext, missed };
     });
   }
 }

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { sql } from 'kysely';
+import type { Db } from '@foodies/db';
 import { stockConfirmedEvent, waitFor } from '@foodies/testkit';
 import { harness } from '../../consumer/test/helpers.js';
 import { buildRelayApp } from '../src/app.js';
@@ -86,18 +87,58 @@ t.test('one notification publishes a backlog larger than a batch: a full batch a
   await waitFor('all marked published', async () => (await unpublishedCount(h.db)) === 0);
 });
 
+/** Moves rows' created_at back, as if they had waited that long without a notification. */
+async function backdate(db: Db, rows: Array<{ id: bigint }>, seconds: number): Promise<void> {
+  await sql`UPDATE outbox SET created_at = created_at - make_interval(secs => ${seconds})
+            WHERE id = ANY(${rows.map((r) => r.id.toString())}::int8[])`.execute(db);
+}
+
 t.test('rows inserted without NOTIFY are published by the safety poll, and counted as missed wake-ups', async (t) => {
   const h = await relayHarness(t);
   const app = await h.startRelay({ OUTBOX_POLL_INTERVAL_MS: 300 });
   // Let the start-up drains (LISTEN connect, broker connect) pass, so only the poll is left.
   await startUpDrained(app);
-  await h.insertRows(5, { notify: false });
+  // Committed a minute ago and never announced: well past the 150 ms (half the poll) a NOTIFY gets.
+  await backdate(h.db, await h.insertRows(5, { notify: false }), 60);
   await waitFor('five messages', () => h.received.length === 5);
   await waitFor('all marked published', async () => (await unpublishedCount(h.db)) === 0);
   // The drain counts itself once it has finished (after its last claim).
   await app.relay.idle();
   const metrics = (await app.health.inject({ url: '/metrics' })).body;
   t.match(metrics, /outbox_poll_drains_with_rows_total [1-9]/);
+});
+
+t.test('a poll that reaches a fresh or a retried row first counts no lost wake-up; a row that waited unannounced does', async (t) => {
+  const h = await relayHarness(t);
+  const app = await h.startRelay({ OUTBOX_POLL_INTERVAL_MS: 60_000 });
+  const lostWakeUps = async () => /outbox_poll_drains_with_rows_total (\d+)/.exec((await app.health.inject({ url: '/metrics' })).body)![1];
+  const warned = () => h.lines.filter((l) => l.includes('no notification announced')).length;
+  await startUpDrained(app);
+
+  // Just committed, its NOTIFY still on the way: at 400/s a 2 s poll lands in that window most times.
+  await h.insertRows(3, { notify: false });
+  app.relay.requestDrain('poll');
+  await waitFor('three messages', () => h.received.length === 3);
+  await app.relay.idle();
+  t.equal(await lostWakeUps(), '0', 'a fresh row the poll got to first is not a lost wake-up');
+
+  // Old, but due again after a failed publish: its backoff brought it back, not a lost NOTIFY.
+  const [retried] = await h.insertRows(1, { notify: false });
+  await backdate(h.db, [retried!], 60);
+  await sql`UPDATE outbox SET attempts = 1 WHERE id = ${retried!.id.toString()}::int8`.execute(h.db);
+  app.relay.requestDrain('poll');
+  await waitFor('the retried row', () => h.received.length === 4);
+  await app.relay.idle();
+  t.equal(await lostWakeUps(), '0', 'a retried row is not a lost wake-up');
+  t.equal(warned(), 0, 'and nothing is logged');
+
+  // Committed two seconds ago with no notification since: that is a lost wake-up.
+  await backdate(h.db, await h.insertRows(2, { notify: false }), 2);
+  app.relay.requestDrain('poll');
+  await waitFor('two more', () => h.received.length === 6);
+  await app.relay.idle();
+  t.equal(await lostWakeUps(), '1', 'one poll drain with rows that waited unannounced');
+  t.equal(warned(), 1, 'logged once');
 });
 
 t.test('rows whose NOTIFY never reached the relay are caught up when LISTEN reconnects', async (t) => {
