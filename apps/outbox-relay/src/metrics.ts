@@ -61,7 +61,7 @@ export function createRelayMetrics(db: Db) {
     }),
     pollDrainsWithRows: new Counter({
       name: 'outbox_poll_drains_with_rows_total',
-      help: 'Safety-poll drains that published rows which had waited without a NOTIFY (>= 1 s, or half the poll interval if shorter): lost wake-ups',
+      help: 'Safety-poll drains that published rows due for >= 1 s (or half the poll interval) that were never tried and not held back by their order: lost wake-ups',
       registers: [registry],
     }),
     retentionDeleted: new Counter({

@@ -16,9 +16,11 @@ export interface RelayOptions {
   /** Delay before a failed row is due again, growing with its attempts. */
   rowRetry: BackoffPolicy;
   /**
-   * A row the safety poll publishes counts as a missed wake-up only if it had been waiting
-   * this long when claimed and was never tried before. A younger row is a poll that got there
-   * before the row's NOTIFY did; a retried row is due by its backoff, not by a notification.
+   * A row the safety poll publishes counts as a missed wake-up only if it had been claimable
+   * this long (database clock) and was never tried before, and no earlier row of its order
+   * went out in the same drain. A younger row is a poll that got there before the row's
+   * NOTIFY did; a retried row is due by its backoff, and a row behind it was held back by
+   * it, not by a lost notification.
    */
   missedWakeUpAfterMs: number;
   /**
@@ -73,14 +75,14 @@ export class OutboxRelay {
     let trigger: DrainTrigger | undefined = first;
     while (trigger !== undefined && !this.stopping.signal.aborted) {
       this.pending = undefined;
-      let missed = 0;
+      const missed = { rows: 0, maxWaitedMs: 0 };
+      /** Orders whose earlier row this drain published or parked: their next row was held back, not missed. */
+      const freed = new Set<bigint>();
       for (;;) {
         if (this.stopping.signal.aborted) return;
         let more: boolean;
         try {
-          const batch = await this.drainBatch();
-          more = batch.more;
-          missed += batch.missed;
+          more = await this.drainBatch(freed, missed);
           failures = 0;
         } catch (err) {
           const delayMs = backoffDelay(failures++, DRAIN_RETRY);
@@ -91,10 +93,10 @@ export class OutboxRelay {
         }
         if (!more) break;
       }
-      if (trigger === 'poll' && missed > 0) {
+      if (trigger === 'poll' && missed.rows > 0) {
         this.options.metrics.pollDrainsWithRows.inc();
         this.options.logger.warn(
-          { published: missed, waitedMs: this.options.missedWakeUpAfterMs },
+          { missed: missed.rows, maxWaitedMs: Math.round(missed.maxWaitedMs), thresholdMs: this.options.missedWakeUpAfterMs },
           'safety poll published rows no notification announced',
         );
       }
@@ -104,31 +106,35 @@ export class OutboxRelay {
 
   /**
    * One transaction: claim (row locks), publish with confirms, mark or record failures, commit.
-   * `more` says another claim may find rows now: the batch was full, or a published or parked
-   * row's order has a later row, which that made claimable and which no
+   * Returns `more`: another claim may find rows now, because the batch was full, or a
+   * published or parked row's order has a later row, which that made claimable and which no
    * notification will announce. Anything else committed later comes with its own NOTIFY
    * (or the poll), so a short batch ends the drain without one more, empty, claim.
-   * `missed` counts the published rows a notification should have announced (see
-   * `missedWakeUpAfterMs`); only a poll drain reports them.
+   * Published rows a notification should have announced (see `missedWakeUpAfterMs`) are
+   * added to `missed`; only a poll drain reports them. `freed` collects the orders whose
+   * next row this batch released.
    */
-  private drainBatch(): Promise<{ more: boolean; missed: number }> {
+  private drainBatch(freed: Set<bigint>, missed: { rows: number; maxWaitedMs: number }): Promise<boolean> {
     const { db, publisher, metrics, logger, maxAttempts, rowRetry, missedWakeUpAfterMs } = this.options;
     return db.transaction().execute(async (tx) => {
-      const claimedAt = Date.now();
       const rows = await claimOutboxBatch(tx, this.options.batchSize);
-      if (rows.length === 0) return { more: false, missed: 0 };
+      if (rows.length === 0) return false;
       const outcomes = await publisher.publishAll(rows);
       await this.options.afterPublish?.(rows, outcomes);
       const confirmedAt = Date.now();
       const published: bigint[] = [];
       let freedNext = false;
-      let missed = 0;
+      const released: bigint[] = [];
       for (const [i, row] of rows.entries()) {
         const outcome = outcomes[i]!;
         if (outcome.ok) {
           published.push(row.id);
           freedNext ||= row.hasNext;
-          if (row.attempts === 0 && claimedAt - row.createdAt.getTime() >= missedWakeUpAfterMs) missed++;
+          if (row.hasNext) released.push(row.orderId);
+          if (row.attempts === 0 && row.waitedMs >= missedWakeUpAfterMs && !freed.has(row.orderId)) {
+            missed.rows++;
+            missed.maxWaitedMs = Math.max(missed.maxWaitedMs, row.waitedMs);
+          }
           metrics.commitToConfirm.observe(Math.max(0, confirmedAt - row.createdAt.getTime()) / 1000);
           continue;
         }
@@ -137,6 +143,7 @@ export class OutboxRelay {
         const park = rowFailure && row.rowFailures + 1 >= maxAttempts;
         // A parked head no longer holds its order back: its next row is claimable now.
         freedNext ||= park && row.hasNext;
+        if (park && row.hasNext) released.push(row.orderId);
         await recordOutboxFailure(tx, row.id, { error: outcome.error, rowFailure, retryInMs: backoffDelay(row.attempts, rowRetry), park });
         const log = logger.child({ outboxId: row.id.toString(), orderId: row.orderId.toString(), eventId: row.eventId });
         if (park) {
@@ -151,7 +158,8 @@ export class OutboxRelay {
       }
       await markOutboxPublished(tx, published);
       metrics.published.inc(published.length);
-      return { more: rows.length === this.options.batchSize || freedNext, missed };
+      for (const orderId of released) freed.add(orderId);
+      return rows.length === this.options.batchSize || freedNext;
     });
   }
 }

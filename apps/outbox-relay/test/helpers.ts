@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import type { AsyncMessage } from 'rabbitmq-client';
 import { insertOutboxRow, notifyOutbox, type Db } from '@foodies/db';
 import { stringifyJson } from '@foodies/domain';
@@ -41,10 +42,14 @@ export interface RelayHarness {
   received: AsyncMessage[];
   lines: string[];
   startRelay(overrides?: Partial<RelayConfig>, appOverrides?: RelayOverrides): Promise<RelayApp>;
-  /** Writes outbox rows as the consumer does, then NOTIFYs after the commit unless `notify: false`. */
+  /**
+   * Writes outbox rows as the consumer does, then NOTIFYs after the commit unless `notify: false`.
+   * With `waitedSeconds`, the rows are committed already that old (see `backdateOutbox`), in one
+   * transaction, so no relay can see them younger.
+   */
   insertRows(
     count: number,
-    options?: { orderId?: bigint; routingKey?: string; notify?: boolean },
+    options?: { orderId?: bigint; routingKey?: string; notify?: boolean; waitedSeconds?: number },
   ): Promise<Array<{ id: bigint; eventId: string; orderId: bigint }>>;
 }
 
@@ -84,30 +89,49 @@ export async function relayHarness(t: Teardown): Promise<RelayHarness> {
       return app;
     },
     async insertRows(count, options = {}) {
-      const rows = [];
-      for (let i = 0; i < count; i++) {
-        const eventId = randomUUID();
-        const orderId = options.orderId ?? BigInt(1_000_000 + ++seq);
-        const payload = stringifyJson({
-          eventId,
-          orderId,
-          failureReason: `seq ${seq}`,
-          failureCode: 'UNKNOWN',
-          occurredAt: '2024-01-15T10:30:00Z',
+      const rows: Array<{ id: bigint; eventId: string; orderId: bigint }> = [];
+      const write = async (db: Db) => {
+        for (let i = 0; i < count; i++) {
+          const eventId = randomUUID();
+          const orderId = options.orderId ?? BigInt(1_000_000 + ++seq);
+          const payload = stringifyJson({
+            eventId,
+            orderId,
+            failureReason: `seq ${seq}`,
+            failureCode: 'UNKNOWN',
+            occurredAt: '2024-01-15T10:30:00Z',
+          });
+          const id = await insertOutboxRow(db, {
+            eventId,
+            orderId,
+            eventType: 'OrderPaymentFailedEvent',
+            routingKey: options.routingKey ?? 'payment.failed',
+            payload,
+          });
+          rows.push({ id, eventId, orderId });
+        }
+      };
+      const waited = options.waitedSeconds;
+      if (waited === undefined) await write(database.db);
+      else
+        await database.db.transaction().execute(async (tx) => {
+          await write(tx);
+          await backdateOutbox(tx, rows, waited);
         });
-        const id = await insertOutboxRow(database.db, {
-          eventId,
-          orderId,
-          eventType: 'OrderPaymentFailedEvent',
-          routingKey: options.routingKey ?? 'payment.failed',
-          payload,
-        });
-        rows.push({ id, eventId, orderId });
-      }
       if (options.notify !== false) await notifyOutbox(database.db);
       return rows;
     },
   };
+}
+
+/**
+ * Moves rows' created_at and next_attempt_at back, as if they had been written (and due)
+ * that long ago; with `due: false`, created_at only, as for a row requeued just now.
+ */
+export async function backdateOutbox(db: Db, rows: Array<{ id: bigint }>, seconds: number, { due = true } = {}): Promise<void> {
+  await sql`UPDATE outbox SET created_at = created_at - make_interval(secs => ${seconds}),
+              next_attempt_at = CASE WHEN ${due}::boolean THEN next_attempt_at - make_interval(secs => ${seconds}) ELSE next_attempt_at END
+            WHERE id = ANY(${rows.map((r) => r.id.toString())}::int8[])`.execute(db);
 }
 
 export async function unpublishedCount(db: Db): Promise<number> {

@@ -11,8 +11,7 @@ const fixture = fileURLToPath(new URL('./fixtures/crash-after-publish.ts', impor
 t.test('a relay killed between publish and mark: after restart every row is published at least once and marked', async (t) => {
   const h = await relayHarness(t);
   const rows = await h.insertRows(10);
-  // A short poll retries a first batch that did not go out in full (see the fixture).
-  const config = testRelayConfig(h.database, h.exchange, { OUTBOX_BATCH_SIZE: 10, OUTBOX_POLL_INTERVAL_MS: 200 });
+  const config = testRelayConfig(h.database, h.exchange, { OUTBOX_BATCH_SIZE: 10 });
   const child = spawn(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', fixture], {
     env: { ...process.env, CRASH_TEST_CONFIG: JSON.stringify(config) },
     stdio: ['ignore', 'inherit', 'inherit'],

@@ -1,11 +1,10 @@
 import t from 'tap';
 import { sql } from 'kysely';
-import type { Db } from '@foodies/db';
 import { stockConfirmedEvent, waitFor } from '@foodies/testkit';
 import { harness } from '../../consumer/test/helpers.js';
 import { buildRelayApp } from '../src/app.js';
 import { sweepRetention } from '../src/retention.js';
-import { relayHarness, startUpDrained, testRelayConfig, unpublishedCount } from './helpers.js';
+import { backdateOutbox, relayHarness, startUpDrained, testRelayConfig, unpublishedCount } from './helpers.js';
 
 t.test('a result event written by the consumer is published with the exact properties and marked', async (t) => {
   const h = await harness(t);
@@ -87,19 +86,13 @@ t.test('one notification publishes a backlog larger than a batch: a full batch a
   await waitFor('all marked published', async () => (await unpublishedCount(h.db)) === 0);
 });
 
-/** Moves rows' created_at back, as if they had waited that long without a notification. */
-async function backdate(db: Db, rows: Array<{ id: bigint }>, seconds: number): Promise<void> {
-  await sql`UPDATE outbox SET created_at = created_at - make_interval(secs => ${seconds})
-            WHERE id = ANY(${rows.map((r) => r.id.toString())}::int8[])`.execute(db);
-}
-
 t.test('rows inserted without NOTIFY are published by the safety poll, and counted as missed wake-ups', async (t) => {
   const h = await relayHarness(t);
   const app = await h.startRelay({ OUTBOX_POLL_INTERVAL_MS: 300 });
   // Let the start-up drains (LISTEN connect, broker connect) pass, so only the poll is left.
   await startUpDrained(app);
   // Committed a minute ago and never announced: well past the 150 ms (half the poll) a NOTIFY gets.
-  await backdate(h.db, await h.insertRows(5, { notify: false }), 60);
+  await h.insertRows(5, { notify: false, waitedSeconds: 60 });
   await waitFor('five messages', () => h.received.length === 5);
   await waitFor('all marked published', async () => (await unpublishedCount(h.db)) === 0);
   // The drain counts itself once it has finished (after its last claim).
@@ -108,37 +101,50 @@ t.test('rows inserted without NOTIFY are published by the safety poll, and count
   t.match(metrics, /outbox_poll_drains_with_rows_total [1-9]/);
 });
 
-t.test('a poll that reaches a fresh or a retried row first counts no lost wake-up; a row that waited unannounced does', async (t) => {
+t.test('a poll counts a lost wake-up only for rows that waited unannounced, not fresh, retried, held-back or requeued ones', async (t) => {
   const h = await relayHarness(t);
   const app = await h.startRelay({ OUTBOX_POLL_INTERVAL_MS: 60_000 });
   const lostWakeUps = async () => /outbox_poll_drains_with_rows_total (\d+)/.exec((await app.health.inject({ url: '/metrics' })).body)![1];
-  const warned = () => h.lines.filter((l) => l.includes('no notification announced')).length;
+  const warnings = () =>
+    h.lines.filter((l) => l.includes('no notification announced')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const poll = async (expectedReceived: number, what: string) => {
+    app.relay.requestDrain('poll');
+    await waitFor(what, () => h.received.length === expectedReceived);
+    await app.relay.idle();
+  };
+  const setAttempts = (row: { id: bigint }) => sql`UPDATE outbox SET attempts = 1 WHERE id = ${row.id.toString()}::int8`.execute(h.db);
   await startUpDrained(app);
 
   // Just committed, its NOTIFY still on the way: at 400/s a 2 s poll lands in that window most times.
   await h.insertRows(3, { notify: false });
-  app.relay.requestDrain('poll');
-  await waitFor('three messages', () => h.received.length === 3);
-  await app.relay.idle();
+  await poll(3, 'the fresh rows');
   t.equal(await lostWakeUps(), '0', 'a fresh row the poll got to first is not a lost wake-up');
 
   // Old, but due again after a failed publish: its backoff brought it back, not a lost NOTIFY.
-  const [retried] = await h.insertRows(1, { notify: false });
-  await backdate(h.db, [retried!], 60);
-  await sql`UPDATE outbox SET attempts = 1 WHERE id = ${retried!.id.toString()}::int8`.execute(h.db);
-  app.relay.requestDrain('poll');
-  await waitFor('the retried row', () => h.received.length === 4);
-  await app.relay.idle();
+  const [retried] = await h.insertRows(1, { notify: false, waitedSeconds: 60 });
+  await setAttempts(retried!);
+  await poll(4, 'the retried row');
   t.equal(await lostWakeUps(), '0', 'a retried row is not a lost wake-up');
-  t.equal(warned(), 0, 'and nothing is logged');
+
+  // An order whose first row is retried: its second row waited behind it, and goes out in the same drain.
+  const [head] = await h.insertRows(2, { notify: false, waitedSeconds: 60, orderId: 777n });
+  await setAttempts(head!);
+  await poll(6, "the order's two rows");
+  t.equal(await lostWakeUps(), '0', 'a row held back by its order’s retried row is not a lost wake-up');
+
+  // Requeued by an operator just now (old created_at, due now); the replay's NOTIFY is on its way.
+  const requeued = await h.insertRows(1, { notify: false });
+  await backdateOutbox(h.db, requeued, 3600, { due: false });
+  await poll(7, 'the requeued row');
+  t.equal(await lostWakeUps(), '0', 'a row requeued just now is not a lost wake-up');
+  t.same(warnings(), [], 'and nothing is logged');
 
   // Committed two seconds ago with no notification since: that is a lost wake-up.
-  await backdate(h.db, await h.insertRows(2, { notify: false }), 2);
-  app.relay.requestDrain('poll');
-  await waitFor('two more', () => h.received.length === 6);
-  await app.relay.idle();
+  await h.insertRows(2, { notify: false, waitedSeconds: 2 });
+  await poll(9, 'the unannounced rows');
   t.equal(await lostWakeUps(), '1', 'one poll drain with rows that waited unannounced');
-  t.equal(warned(), 1, 'logged once');
+  t.match(warnings(), [{ missed: 2, thresholdMs: 1000 }], 'logged once, with the count and the threshold');
+  t.ok((warnings()[0]!.maxWaitedMs as number) >= 2000, 'and how long the oldest waited');
 });
 
 t.test('rows whose NOTIFY never reached the relay are caught up when LISTEN reconnects', async (t) => {

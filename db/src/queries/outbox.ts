@@ -45,6 +45,11 @@ export interface OutboxRow {
   rowFailures: number;
   /** The order has a later pending row, which becomes claimable once this one is published. */
   hasNext: boolean;
+  /**
+   * How long the row had been due when the claim's transaction began, on the database's
+   * clock: since it was written, or since it was requeued or its backoff ended.
+   */
+  waitedMs: number;
 }
 
 /**
@@ -65,12 +70,14 @@ export async function claimOutboxBatch(tx: Executor, limit: number): Promise<Out
     attempts: number;
     row_failures: number;
     has_next: boolean;
+    waited_ms: number;
   }>`
     SELECT o.id, o.event_id, o.order_id, o.event_type, o.routing_key, o.payload, o.created_at, o.attempts, o.row_failures,
            EXISTS (
              SELECT 1 FROM outbox n
              WHERE n.order_id = o.order_id AND n.id > o.id AND n.published_at IS NULL AND n.parked_at IS NULL
-           ) AS has_next
+           ) AS has_next,
+           (extract(epoch FROM now() - greatest(o.created_at, o.next_attempt_at)) * 1000)::float8 AS waited_ms
     FROM outbox o
     WHERE o.published_at IS NULL AND o.parked_at IS NULL AND o.next_attempt_at <= now()
       AND NOT EXISTS (
@@ -91,6 +98,7 @@ export async function claimOutboxBatch(tx: Executor, limit: number): Promise<Out
     attempts: r.attempts,
     rowFailures: r.row_failures,
     hasNext: r.has_next,
+    waitedMs: r.waited_ms,
   }));
 }
 
