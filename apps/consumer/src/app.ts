@@ -59,7 +59,7 @@ function bodyBuffer(body: unknown): Buffer {
 /** Builds the consumer without starting it; main.ts wires env, signals and listen. */
 export function buildConsumerApp(config: ConsumerConfig, logger: Logger, overrides: ConsumerOverrides = {}): ConsumerApp {
   const { db } = createDb({ ...pgConnectionFromEnv(config), max: config.DB_POOL_MAX, applicationName: 'payment-consumer' });
-  const metrics = createConsumerMetrics();
+  const metrics = createConsumerMetrics(db);
   const gateway =
     overrides.gateway?.(db) ??
     new SimulatedPaymentGateway(

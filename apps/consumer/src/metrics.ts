@@ -1,11 +1,15 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { inFlightPaymentStats, type Db } from '@foodies/db';
+import { sharedFor } from '@foodies/platform';
 
 export type MessageOutcome = 'succeeded' | 'failed' | 'rejected' | 'republished' | 'duplicate' | 'dead_lettered';
 
 /** One registry per app instance (never the global one), so tests can run several. */
-export function createConsumerMetrics() {
+export function createConsumerMetrics(db: Db) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  // One query feeds both payment-table gauges of a scrape (reused for up to a second).
+  const stats = sharedFor(1000, () => inFlightPaymentStats(db));
   return {
     registry,
     messages: new Counter({
@@ -27,6 +31,24 @@ export function createConsumerMetrics() {
       registers: [registry],
     }),
     inFlight: new Gauge({ name: 'payment_consumer_in_flight', help: 'Messages being processed now', registers: [registry] }),
+    paymentsInFlight: new Gauge({
+      name: 'payment_records_in_flight',
+      help: 'Payments PENDING or PROCESSING in the database (all consumers)',
+      registers: [registry],
+      async collect() {
+        const s = await stats();
+        if (s) this.set(s.count);
+      },
+    }),
+    oldestInFlightAge: new Gauge({
+      name: 'payment_oldest_in_flight_age_seconds',
+      help: 'Seconds since the oldest in-flight payment was claimed (0 when none); long past PAYMENT_LEASE_MS means its message is gone',
+      registers: [registry],
+      async collect() {
+        const s = await stats();
+        if (s) this.set(s.oldestAgeSeconds);
+      },
+    }),
     gatewayLatency: new Histogram({
       name: 'payment_gateway_request_seconds',
       help: 'Gateway charge calls, by result',

@@ -1,9 +1,9 @@
 import t from 'tap';
 import { sql } from 'kysely';
-import { countLedgerCharges, findPaymentByOrderId, listStatusHistory } from '@foodies/db';
-import { stringifyJson } from '@foodies/domain';
+import { countLedgerCharges, findPaymentByOrderId, insertPayment, listStatusHistory, recordLedgerEntry } from '@foodies/db';
+import { idempotencyKeyForOrder, stringifyJson } from '@foodies/domain';
 import { SimulatedPaymentGateway, PgLedgerStore } from '@foodies/payments';
-import { stockConfirmedEvent, waitFor } from '@foodies/testkit';
+import { paymentRequest, stockConfirmedEvent, waitFor } from '@foodies/testkit';
 import { countRows, harness } from './helpers.js';
 
 t.test('an event published on the exchange becomes a payment, an outbox event and an inbox row', async (t) => {
@@ -24,6 +24,50 @@ t.test('an event published on the exchange becomes a payment, an outbox event an
   t.match(metrics.body, /payment_consumer_messages_total\{outcome="succeeded"\} 1/);
   t.match(metrics.body, /payment_gateway_request_seconds_count\{result="success"\} 1/);
 });
+
+t.test('/metrics shows payments left in flight and how long the oldest has been there', async (t) => {
+  const h = await harness(t);
+  const app = await h.startConsumer();
+  // A payment claimed two hours ago whose message is gone: nothing will finish it by itself.
+  const stuck = await insertPayment(h.db, paymentRequest(), 'PROCESSING');
+  await sql`UPDATE payments SET created_at = created_at - interval '2 hours' WHERE id = ${stuck.id.toString()}::int8`.execute(h.db);
+  const body = (await app.health.inject({ method: 'GET', url: '/metrics' })).body;
+  t.match(body, /^payment_records_in_flight 1$/m);
+  const age = Number(/^payment_oldest_in_flight_age_seconds (\S+)$/m.exec(body)?.[1]);
+  t.ok(age >= 7200 && age < 7300, `oldest in flight for ${age} s`);
+});
+
+t.test(
+  "the stuck-in-flight runbook: a charged payment whose message was purged is finished by republishing its order's event, with one charge",
+  async (t) => {
+    const h = await harness(t);
+    const app = await h.startConsumer();
+    // A consumer charged order O and died before its commit; then the queue was purged.
+    const event = stockConfirmedEvent();
+    const orderId = event.orderId as bigint;
+    const stuck = await insertPayment(h.db, paymentRequest({ orderId, amount: '49.99', currency: 'USD' }), 'PROCESSING');
+    await recordLedgerEntry(h.db, {
+      idempotencyKey: idempotencyKeyForOrder(orderId),
+      orderId,
+      amount: '49.99',
+      currency: 'USD',
+      outcome: 'CHARGED',
+      transactionId: 'txn-before-the-crash',
+      failureCode: null,
+      failureReason: null,
+    });
+    t.match((await app.health.inject({ method: 'GET', url: '/metrics' })).body, /^payment_records_in_flight 1$/m, 'the gauge shows it');
+
+    // The runbook: republish the order's event (a new event id).
+    await h.publish(event);
+    await waitFor('the answer', async () => (await countRows(h.db, 'outbox', orderId)) === 1);
+    const payment = await findPaymentByOrderId(h.db, orderId);
+    t.equal(payment?.id, stuck.id, 'the stuck payment was taken over, not replaced');
+    t.equal(payment?.status, 'SUCCEEDED');
+    t.equal(payment?.transactionId, 'txn-before-the-crash', "the gateway's first answer, under the order's idempotency key");
+    t.equal(await countLedgerCharges(h.db, orderId), 1, 'charged once');
+  },
+);
 
 t.test('the same event delivered 5 times at once to two consumers: one payment, one charge, one answer', async (t) => {
   const h = await harness(t);

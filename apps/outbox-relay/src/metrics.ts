@@ -1,15 +1,12 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { outboxStats, type Db } from '@foodies/db';
+import { sharedFor } from '@foodies/platform';
 
 export function createRelayMetrics(db: Db) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   // One query feeds the three table gauges of a scrape (reused for up to a second).
-  let cached: { at: number; stats: Promise<Awaited<ReturnType<typeof outboxStats>> | undefined> } | undefined;
-  const stats = () => {
-    if (!cached || Date.now() - cached.at > 1000) cached = { at: Date.now(), stats: outboxStats(db).catch(() => undefined) };
-    return cached.stats;
-  };
+  const stats = sharedFor(1000, () => outboxStats(db));
   return {
     registry,
     backlog: new Gauge({

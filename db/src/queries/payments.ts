@@ -289,6 +289,25 @@ export async function releasePaymentLease(db: Executor, paymentId: bigint): Prom
     .execute();
 }
 
+export interface InFlightStats {
+  /** Payments PENDING or PROCESSING. */
+  count: number;
+  /** Seconds since the oldest of them was claimed, on the database's clock (0 when none). */
+  oldestAgeSeconds: number;
+}
+
+/**
+ * Payments in flight and the age of the oldest: one that stays in flight long past the lease
+ * lost its message (purged, or every consumer is down). Served by idx_payments_status.
+ */
+export async function inFlightPaymentStats(db: Executor): Promise<InFlightStats> {
+  const { rows } = await sql<{ n: bigint; age: number | null }>`
+    SELECT count(*) AS n, extract(epoch FROM now() - min(created_at))::float8 AS age
+    FROM payments WHERE status = ANY(${[...IN_FLIGHT_STATUSES]}::varchar[])`.execute(db);
+  const row = rows[0]!;
+  return { count: Number(row.n), oldestAgeSeconds: Math.max(0, row.age ?? 0) };
+}
+
 /** A trivial round trip, for readiness probes. */
 export async function pingDatabase(db: Executor): Promise<void> {
   await sql`select 1`.execute(db);

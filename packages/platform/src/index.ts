@@ -5,3 +5,4 @@ export * from './backoff.js';
 export * from './health.js';
 export * from './amqp.js';
 export * from './shutdown.js';
+export * from './metrics.js';
