@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { inFlightPaymentStats, type Db } from '@foodies/db';
-import { sharedFor } from '@foodies/platform';
+import { sharedFor, statsGauge } from '@foodies/platform';
 
 export type MessageOutcome = 'succeeded' | 'failed' | 'rejected' | 'republished' | 'duplicate' | 'dead_lettered';
 
@@ -31,24 +31,20 @@ export function createConsumerMetrics(db: Db) {
       registers: [registry],
     }),
     inFlight: new Gauge({ name: 'payment_consumer_in_flight', help: 'Messages being processed now', registers: [registry] }),
-    paymentsInFlight: new Gauge({
-      name: 'payment_records_in_flight',
-      help: 'Payments PENDING or PROCESSING in the database (all consumers)',
-      registers: [registry],
-      async collect() {
-        const s = await stats();
-        if (s) this.set(s.count);
-      },
-    }),
-    oldestInFlightAge: new Gauge({
-      name: 'payment_oldest_in_flight_age_seconds',
-      help: 'Seconds since the oldest in-flight payment was claimed (0 when none); long past PAYMENT_LEASE_MS means its message is gone',
-      registers: [registry],
-      async collect() {
-        const s = await stats();
-        if (s) this.set(s.oldestAgeSeconds);
-      },
-    }),
+    paymentsInFlight: statsGauge(
+      registry,
+      'payment_records_in_flight',
+      'Payments PENDING or PROCESSING in the database (all consumers)',
+      stats,
+      (s) => s.count,
+    ),
+    oldestInFlightAge: statsGauge(
+      registry,
+      'payment_oldest_in_flight_age_seconds',
+      'Seconds since the oldest in-flight payment was claimed (0 when none); long past PAYMENT_LEASE_MS means its message is gone',
+      stats,
+      (s) => s.oldestAgeSeconds,
+    ),
     gatewayLatency: new Histogram({
       name: 'payment_gateway_request_seconds',
       help: 'Gateway charge calls, by result',

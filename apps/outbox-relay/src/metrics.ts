@@ -1,6 +1,6 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { outboxStats, type Db } from '@foodies/db';
-import { sharedFor } from '@foodies/platform';
+import { sharedFor, statsGauge } from '@foodies/platform';
 
 export function createRelayMetrics(db: Db) {
   const registry = new Registry();
@@ -9,33 +9,21 @@ export function createRelayMetrics(db: Db) {
   const stats = sharedFor(1000, () => outboxStats(db));
   return {
     registry,
-    backlog: new Gauge({
-      name: 'outbox_backlog_rows',
-      help: 'Unpublished, unparked outbox rows',
-      registers: [registry],
-      async collect() {
-        const s = await stats();
-        if (s) this.set(s.backlog);
-      },
-    }),
-    oldestAge: new Gauge({
-      name: 'outbox_oldest_unpublished_age_seconds',
-      help: 'Age of the oldest unpublished, unparked outbox row (0 when none)',
-      registers: [registry],
-      async collect() {
-        const s = await stats();
-        if (s) this.set(s.oldestUnpublishedAt ? Math.max(0, (Date.now() - s.oldestUnpublishedAt.getTime()) / 1000) : 0);
-      },
-    }),
-    parked: new Gauge({
-      name: 'outbox_parked_rows',
-      help: 'Rows parked after repeated failures; replay them with npm run outbox:replay',
-      registers: [registry],
-      async collect() {
-        const s = await stats();
-        if (s) this.set(s.parked);
-      },
-    }),
+    backlog: statsGauge(registry, 'outbox_backlog_rows', 'Unpublished, unparked outbox rows', stats, (s) => s.backlog),
+    oldestAge: statsGauge(
+      registry,
+      'outbox_oldest_unpublished_age_seconds',
+      'Age of the oldest unpublished, unparked outbox row (0 when none)',
+      stats,
+      (s) => (s.oldestUnpublishedAt ? Math.max(0, (Date.now() - s.oldestUnpublishedAt.getTime()) / 1000) : 0),
+    ),
+    parked: statsGauge(
+      registry,
+      'outbox_parked_rows',
+      'Rows parked after repeated failures; replay them with npm run outbox:replay',
+      stats,
+      (s) => s.parked,
+    ),
     published: new Counter({ name: 'outbox_published_total', help: 'Rows published and confirmed by the broker', registers: [registry] }),
     failures: new Counter({
       name: 'outbox_publish_failures_total',

@@ -1,5 +1,6 @@
 import t from 'tap';
-import { sharedFor } from '../src/metrics.js';
+import { Registry } from 'prom-client';
+import { sharedFor, statsGauge } from '../src/metrics.js';
 
 t.test('sharedFor: one load per window, shared by every caller; a failed load gives undefined, then loads again', async (t) => {
   let loads = 0;
@@ -17,4 +18,21 @@ t.test('sharedFor: one load per window, shared by every caller; a failed load gi
   await new Promise((r) => setTimeout(r, 60));
   fail = false;
   t.equal(await shared(), 3, 'the next window loads again');
+});
+
+t.test('statsGauge: set at scrape time from the shared stats, kept as it was when they are unavailable', async (t) => {
+  const registry = new Registry();
+  let stats: { rows: number } | undefined = { rows: 7 };
+  statsGauge(
+    registry,
+    'test_rows',
+    'rows',
+    async () => stats,
+    (s) => s.rows,
+  );
+  t.match(await registry.metrics(), /^test_rows 7$/m);
+  stats = undefined;
+  t.match(await registry.metrics(), /^test_rows 7$/m, 'a failed query leaves the last value');
+  stats = { rows: 0 };
+  t.match(await registry.metrics(), /^test_rows 0$/m);
 });
