@@ -1,13 +1,22 @@
 import t from 'tap';
 import { createPool, PREPARED_STATEMENTS_PER_CONNECTION, PreparingClient } from '@foodies/db';
-import { createTestDatabase } from '@foodies/testkit';
+import { createTestDatabase, type Teardown } from '@foodies/testkit';
 
-t.test('pooled connections prepare each parameterised statement once and reuse it', async (t) => {
+/**
+ * One pooled client of a fresh, empty database, kept across errors as Kysely keeps its
+ * pooled connections (pool.query would throw a failed connection away and hide problems).
+ */
+async function oneClient(t: Teardown) {
   const { url } = await createTestDatabase(t, { migrate: false });
   const pool = createPool({ connectionString: url, max: 1 });
   t.teardown(() => pool.end());
   const client = await pool.connect();
   t.teardown(() => client.release());
+  return client;
+}
+
+t.test('pooled connections prepare each parameterised statement once and reuse it', async (t) => {
+  const client = await oneClient(t);
   t.ok(client instanceof PreparingClient, 'the pool hands out preparing clients');
   const prepared = async () =>
     (await client.query<{ statement: string }>('SELECT statement FROM pg_prepared_statements ORDER BY prepare_time')).rows.map(
@@ -35,13 +44,7 @@ t.test('pooled connections prepare each parameterised statement once and reuse i
 });
 
 t.test('after a migration changes what a prepared statement returns, it fails once and then runs re-prepared', async (t) => {
-  const { url } = await createTestDatabase(t, { migrate: false });
-  const pool = createPool({ connectionString: url, max: 1 });
-  t.teardown(() => pool.end());
-  // A client kept across the error, as Kysely keeps its pooled connections (pool.query would
-  // throw a failed connection away and hide the problem).
-  const client = await pool.connect();
-  t.teardown(() => client.release());
+  const client = await oneClient(t);
   await client.query('CREATE TABLE grows (id int)');
   await client.query('INSERT INTO grows VALUES (1)');
   const read = () => client.query('SELECT * FROM grows WHERE id = $1', [1]);

@@ -123,13 +123,12 @@ export class OutboxRelay {
       await this.options.afterPublish?.(rows, outcomes);
       const confirmedAt = Date.now();
       const published: bigint[] = [];
-      let freedNext = false;
+      /** Orders whose next row this batch made claimable (a published or parked head). */
       const released: bigint[] = [];
       for (const [i, row] of rows.entries()) {
         const outcome = outcomes[i]!;
         if (outcome.ok) {
           published.push(row.id);
-          freedNext ||= row.hasNext;
           if (row.hasNext) released.push(row.orderId);
           if (row.attempts === 0 && row.waitedMs >= missedWakeUpAfterMs && !freed.has(row.orderId)) {
             missed.rows++;
@@ -142,7 +141,6 @@ export class OutboxRelay {
         const rowFailure = outcome.kind === 'row';
         const park = rowFailure && row.rowFailures + 1 >= maxAttempts;
         // A parked head no longer holds its order back: its next row is claimable now.
-        freedNext ||= park && row.hasNext;
         if (park && row.hasNext) released.push(row.orderId);
         await recordOutboxFailure(tx, row.id, { error: outcome.error, rowFailure, retryInMs: backoffDelay(row.attempts, rowRetry), park });
         const log = logger.child({ outboxId: row.id.toString(), orderId: row.orderId.toString(), eventId: row.eventId });
@@ -159,7 +157,7 @@ export class OutboxRelay {
       await markOutboxPublished(tx, published);
       metrics.published.inc(published.length);
       for (const orderId of released) freed.add(orderId);
-      return rows.length === this.options.batchSize || freedNext;
+      return rows.length === this.options.batchSize || released.length > 0;
     });
   }
 }
