@@ -15,7 +15,14 @@ async function main(): Promise<number> {
     }
     throw err;
   }
-  const { db } = createDb({ ...connection, max: 1, applicationName: 'payment-migrations' });
+  // No statement or idle-in-transaction limits: a migration, or the wait for another pod's, may be long.
+  const { db } = createDb({
+    ...connection,
+    max: 1,
+    applicationName: 'payment-migrations',
+    queryTimeoutMs: 0,
+    idleInTransactionTimeoutMs: 0,
+  });
   try {
     const { results = [] } = await migrateToLatest(db);
     for (const r of results) process.stdout.write(`migration ${r.migrationName}: ${r.status === 'Success' ? 'applied' : r.status}\n`);

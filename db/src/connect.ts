@@ -1,5 +1,6 @@
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient, type PostgresQueryResult } from 'kysely';
 import pg from 'pg';
+import { isConnectionFailure } from './errors.js';
 import type { Database } from './schema.js';
 
 export interface DbConnectionOptions {
@@ -11,8 +12,25 @@ export interface DbConnectionOptions {
   max?: number;
   /** Application name shown in pg_stat_activity. */
   applicationName?: string;
-  /** How long to wait for a new connection before failing, ms. */
+  /** How long a new connection may take, TCP and PostgreSQL handshake together, ms (default 5000). */
   connectionTimeoutMs?: number;
+  /**
+   * Longest statement, ms: the server cancels it (statement_timeout) and, one second later,
+   * the client gives up on a connection that did not even deliver the cancel (a silent
+   * partition) and discards it. 0: no limit (migrations). Default 10000.
+   */
+  queryTimeoutMs?: number;
+  /**
+   * The server ends a session that sits inside a transaction this long, ms, releasing its
+   * locks when its client vanished (default 30000; 0: never).
+   */
+  idleInTransactionTimeoutMs?: number;
+  /**
+   * Errors of idle pooled connections (a database restart, a failover). The pool has already
+   * dropped the connection and opens a new one when asked; without a listener such an error
+   * would be thrown from the socket and end the process.
+   */
+  onIdleError?: (err: Error) => void;
 }
 
 const INT8_OID = 20;
@@ -36,25 +54,73 @@ function withCredentials(options: DbConnectionOptions): string {
   return url.toString();
 }
 
+/** A idle TCP connection is probed after this long (pg-pool closes idle ones after 10 s anyway). */
+const KEEPALIVE_DELAY_MS = 10_000;
+/** How long the client waits past statement_timeout before it calls the connection dead, ms. */
+const CLIENT_GRACE_MS = 1_000;
+
+/**
+ * The pg settings that bound every wait on the database (README, "Outages"): connecting,
+ * each statement, and a transaction left open by a client that disappeared.
+ */
+export function connectionSettings(options: DbConnectionOptions): pg.ClientConfig {
+  const queryTimeoutMs = options.queryTimeoutMs ?? 10_000;
+  const idle = options.idleInTransactionTimeoutMs ?? 30_000;
+  return {
+    connectionString: withCredentials(options),
+    application_name: options.applicationName,
+    connectionTimeoutMillis: options.connectionTimeoutMs ?? 5_000,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
+    ...(queryTimeoutMs > 0 ? { statement_timeout: queryTimeoutMs, query_timeout: queryTimeoutMs + CLIENT_GRACE_MS } : {}),
+    ...(idle > 0 ? { idle_in_transaction_session_timeout: idle } : {}),
+  };
+}
+
+export function createPool(options: DbConnectionOptions): pg.Pool {
+  const pool = new pg.Pool({ ...connectionSettings(options), max: options.max ?? 10, idleTimeoutMillis: 10_000, types: exactTypes });
+  pool.on('error', (err) => options.onIdleError?.(err));
+  return pool;
+}
+
 /** Distinct statements a connection prepares; beyond this, statements run unnamed (parsed each time). */
 export const PREPARED_STATEMENTS_PER_CONNECTION = 256;
 
+/** SQLSTATE of "cached plan must not change result type". */
+const STALE_PLAN = '0A000';
+
 /**
- * A pg client that prepares every parameterised statement once per connection, under a
- * name, and afterwards sends only Bind/Execute: PostgreSQL skips parsing and analysing the
- * text again and can reuse the plan (the hot statements run thousands of times per second).
- * Our SQL comes from code, so the set of texts is bounded; the cap only guards mistakes.
- * A statement whose Parse fails (a renamed table, say) is not remembered by pg and is
- * parsed again next time; PostgreSQL re-analyses a prepared statement after schema changes.
- * One change it refuses: a statement whose result columns changed (a migration added a
- * column to a table read with `*`) fails with "cached plan must not change result type"
- * (0A000). That error makes the client forget the name, so the caller's retry prepares the
- * text afresh instead of failing on this connection for ever.
+ * One pooled connection as Kysely sees it, built on pg's public API only (pool.connect,
+ * client.query with a statement name, client.release(err)).
+ *
+ * Prepared statements: every parameterised statement is prepared once per connection, under
+ * a name, and afterwards only bound and executed: PostgreSQL skips parsing and analysing the
+ * text again (the hot statements run thousands of times per second). Our SQL comes from
+ * code, so the set of texts is bounded; the cap only guards mistakes. A statement whose
+ * result columns a migration changed fails once with "cached plan must not change result
+ * type" (0A000); its name is then forgotten, so the caller's retry prepares it afresh.
+ *
+ * Broken connections: a statement that failed because the connection did (reset, timed out,
+ * terminated by the server) makes the release discard the connection instead of returning
+ * it to the pool, where the next caller would wait on a dead socket.
  */
-export class PreparingClient extends pg.Client {
+class PooledConnection {
   /** Statement text -> its name on this connection. */
   readonly prepared = new Map<string, string>();
   private named = 0;
+  private client: pg.PoolClient;
+  private broken: Error | undefined;
+
+  constructor(client: pg.PoolClient) {
+    this.client = client;
+  }
+
+  /** pg-pool hands out the same client object again, with a new release function. */
+  checkout(client: pg.PoolClient): this {
+    this.client = client;
+    this.broken = undefined;
+    return this;
+  }
 
   /** The name to run `text` under, or undefined past the cap. */
   nameFor(text: string): string | undefined {
@@ -67,50 +133,49 @@ export class PreparingClient extends pg.Client {
     return name;
   }
 
-  forgetIfStale(text: string, err: unknown): void {
-    if ((err as { code?: unknown } | null)?.code === STALE_PLAN) this.prepared.delete(text);
+  /** Kysely's query(sql, parameters); it never passes a cursor (we configure none). */
+  async query<R>(sql: string, parameters: ReadonlyArray<unknown>): Promise<PostgresQueryResult<R>> {
+    const values = [...parameters];
+    const name = values.length > 0 ? this.nameFor(sql) : undefined;
+    try {
+      const result = await this.client.query(name === undefined ? { text: sql, values } : { name, text: sql, values });
+      return result as unknown as PostgresQueryResult<R>;
+    } catch (err) {
+      if ((err as { code?: unknown } | null)?.code === STALE_PLAN) this.prepared.delete(sql);
+      if (isConnectionFailure(err)) this.broken = err as Error;
+      throw err;
+    }
+  }
+
+  release(destroy?: boolean): void {
+    this.client.release(this.broken ?? destroy === true);
   }
 }
 
-/** SQLSTATE of "cached plan must not change result type". */
-const STALE_PLAN = '0A000';
+/** pg.Pool behind Kysely's PostgresPool interface, handing out PooledConnections. */
+class StatementPool implements PostgresPool {
+  private readonly connections = new WeakMap<pg.PoolClient, PooledConnection>();
 
-type Query = (this: PreparingClient, ...args: unknown[]) => unknown;
-type Callback = (err: Error | null, result?: unknown) => void;
-const plainQuery = pg.Client.prototype.query as unknown as Query;
-// Replaces the method rather than overriding it in the class: pg's typings overload query()
-// in ways a subclass signature cannot restate.
-(PreparingClient.prototype as unknown as { query: Query }).query = function (this: PreparingClient, ...args: unknown[]) {
-  const [text, values, callback] = args;
-  const name = typeof text === 'string' && Array.isArray(values) && values.length > 0 ? this.nameFor(text) : undefined;
-  if (name === undefined) return plainQuery.apply(this, args);
-  const config = { name, text, values };
-  if (typeof callback === 'function') {
-    return plainQuery.call(this, config, (err: Error | null, result?: unknown) => {
-      if (err) this.forgetIfStale(text as string, err);
-      (callback as Callback)(err, result);
-    });
+  constructor(readonly pool: pg.Pool) {}
+
+  async connect(): Promise<PostgresPoolClient> {
+    const client = await this.pool.connect();
+    let connection = this.connections.get(client);
+    if (!connection) {
+      connection = new PooledConnection(client);
+      this.connections.set(client, connection);
+    }
+    return connection.checkout(client) as unknown as PostgresPoolClient;
   }
-  return (plainQuery.call(this, config) as Promise<unknown>).catch((err: unknown) => {
-    this.forgetIfStale(text as string, err);
-    throw err;
-  });
-};
 
-export function createPool(options: DbConnectionOptions): pg.Pool {
-  return new pg.Pool({
-    Client: PreparingClient,
-    connectionString: withCredentials(options),
-    max: options.max ?? 10,
-    application_name: options.applicationName,
-    connectionTimeoutMillis: options.connectionTimeoutMs ?? 5000,
-    types: exactTypes,
-  });
+  end(): Promise<void> {
+    return this.pool.end();
+  }
 }
 
 export type Db = Kysely<Database>;
 
 export function createDb(poolOrOptions: pg.Pool | DbConnectionOptions): { db: Db; pool: pg.Pool } {
   const pool = poolOrOptions instanceof pg.Pool ? poolOrOptions : createPool(poolOrOptions);
-  return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), pool };
+  return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool: new StatementPool(pool) }) }), pool };
 }

@@ -9,3 +9,4 @@ export * from './errors.js';
 export * from './queries/retention.js';
 export * from './queries/outbox-replay.js';
 export * from './queries/order-answers.js';
+export * from './queries/recovery.js';

@@ -46,6 +46,7 @@ export const tables = {
     lease_expires_at: col('timestamptz', true, false),
     updated_at: col('timestamptz', false, true),
     source_event_id: col('varchar', true, false),
+    lease_owner: col('varchar', true, false),
   },
   payment_status_history: {
     id: col('int8', false, true),

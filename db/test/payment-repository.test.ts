@@ -5,12 +5,14 @@ import { PgPaymentRepository } from '@foodies/payments';
 import { createTestDatabase, paymentRequest } from '@foodies/testkit';
 
 const request = paymentRequest;
+const OWNER = 'delivery-1';
+const lease = (ms: number) => ({ owner: OWNER, ms });
 
 t.test('PaymentRepository against PostgreSQL', async (t) => {
   const { db } = await createTestDatabase(t);
   const repo = new PgPaymentRepository(db);
   const claimNew = async (req = request()) => {
-    const claim = await repo.claim(req, 60_000);
+    const claim = await repo.claim(req, lease(60_000));
     if (claim.kind !== 'claimed') throw new Error(`expected a claim, got ${claim.kind}`);
     return claim.payment;
   };
@@ -39,7 +41,7 @@ t.test('PaymentRepository against PostgreSQL', async (t) => {
     const req = request();
     await repo.create(req);
     await t.rejects(repo.create({ ...req, eventId: 'other' }), /order_answers_pkey/);
-    t.same(await repo.claim({ ...req, eventId: 'other' }, 1000), { kind: 'order-answered' }, 'claim reports the conflict instead');
+    t.same(await repo.claim({ ...req, eventId: 'other' }, lease(1000)), { kind: 'order-answered' }, 'claim reports the conflict instead');
   });
 
   t.test('find by buyer pages newest first', async (t) => {
@@ -79,11 +81,29 @@ t.test('PaymentRepository against PostgreSQL', async (t) => {
 
   t.test('a lease is taken over only after it expires, by one caller', async (t) => {
     const claimed = await claimNew();
-    t.equal(await repo.takeOver(claimed.id, 1000), undefined, 'live lease is respected');
-    await repo.releaseLease(claimed.id);
-    const takers = await Promise.all([repo.takeOver(claimed.id, 1000), repo.takeOver(claimed.id, 1000), repo.takeOver(claimed.id, 1000)]);
+    const other = { owner: 'another delivery', ms: 1000 };
+    t.equal(await repo.takeOver(claimed.id, other), undefined, 'live lease is respected');
+    await repo.releaseLease(claimed.id, 'somebody else');
+    t.equal(await repo.takeOver(claimed.id, other), undefined, 'only the holder can release its lease');
+    await repo.releaseLease(claimed.id, OWNER);
+    const takers = await Promise.all([1, 2, 3].map((i) => repo.takeOver(claimed.id, { owner: `taker-${i}`, ms: 1000 })));
     t.equal(takers.filter(Boolean).length, 1, 'exactly one takes over');
     t.equal(takers.find(Boolean)?.status, 'PROCESSING');
+  });
+
+  t.test('the lease holder takes its own payment back at once; the final status clears the lease', async (t) => {
+    const claimed = await claimNew();
+    t.equal(await repo.takeOver(claimed.id, { owner: 'another delivery', ms: 1000 }), undefined, 'a live lease is not shared');
+    const back = await repo.takeOver(claimed.id, lease(1000));
+    t.equal(back?.id, claimed.id, "the holder's own retry gets it without waiting for expiry");
+    t.ok(await repo.updateStatus(claimed.id, { status: 'FAILED', failureReason: 'x', failureCode: 'UNKNOWN', processedAt: new Date() }));
+    const row = await db
+      .selectFrom('payments')
+      .select(['lease_owner', 'lease_expires_at'])
+      .where('id', '=', claimed.id)
+      .executeTakeFirstOrThrow();
+    t.same(row, { lease_owner: null, lease_expires_at: null });
+    t.equal(await repo.takeOver(claimed.id, lease(1000)), undefined, 'a final payment is never taken over');
   });
 
   t.test('the database refuses a SUCCEEDED payment without a transaction id', async (t) => {
@@ -159,15 +179,19 @@ t.test('PaymentRepository against PostgreSQL', async (t) => {
         },
       ),
     );
-    t.same(await repo.claim(req, 60_000), { kind: 'event-answered' }, 'the same event again');
+    t.same(await repo.claim(req, lease(60_000)), { kind: 'event-answered' }, 'the same event again');
     const otherOrder = request({ eventId: req.eventId });
-    t.same(await repo.claim(otherOrder, 60_000), { kind: 'event-answered' }, 'the same event id for another order');
+    t.same(await repo.claim(otherOrder, lease(60_000)), { kind: 'event-answered' }, 'the same event id for another order');
     t.equal(await repo.findByOrderId(otherOrder.orderId), undefined, 'no payment was inserted for it');
     t.equal(
       (await db.selectFrom('order_answers').selectAll().where('order_id', '=', otherOrder.orderId).execute()).length,
       0,
       'and no answer was reserved for its order',
     );
-    t.same(await repo.claim({ ...req, eventId: randomUUID() }, 60_000), { kind: 'order-answered' }, 'a new event for the paid order');
+    t.same(
+      await repo.claim({ ...req, eventId: randomUUID() }, lease(60_000)),
+      { kind: 'order-answered' },
+      'a new event for the paid order',
+    );
   });
 });

@@ -1,11 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import { ConsumerStatus, type AsyncMessage, type Connection, type Consumer, type Publisher } from 'rabbitmq-client';
-import { createDb, pingDatabase, type Db } from '@foodies/db';
+import { createDb, isConnectionFailure, pingDatabase, type Db } from '@foodies/db';
 import { ROUTING_KEYS } from '@foodies/domain';
 import {
   backoffDelay,
   buildHealthServer,
   createRabbit,
+  DependencyGate,
   dependencyChecks,
+  during,
   pgConnectionFromEnv,
   sleep,
   ServiceError,
@@ -25,6 +28,7 @@ import { deadLetter } from './dead-letter.js';
 import { StockConfirmedHandler } from './handler.js';
 import { createConsumerMetrics, type ConsumerMetrics } from './metrics.js';
 import { OutboxNotifier } from './notifier.js';
+import { sweepStalePayments } from './recovery.js';
 
 export interface ConsumerOverrides {
   /** Replaces the simulated gateway (tests inject faults through their own instance). */
@@ -37,6 +41,8 @@ export interface ConsumerApp {
   readonly health: FastifyInstance;
   readonly metrics: ConsumerMetrics;
   readonly gateway: PaymentGateway;
+  /** Runs one recovery sweep now (the timer runs it every RECOVERY_SWEEP_INTERVAL_MS); resolves with the payments finished. */
+  sweep(): Promise<number>;
   /** Declares the topology and starts consuming; resolves once the consumer is subscribed. */
   start(): Promise<void>;
   /** Ordered, idempotent shutdown: stop taking work, finish in-flight, close AMQP, end the pool. */
@@ -56,9 +62,17 @@ function bodyBuffer(body: unknown): Buffer {
   return Buffer.from(JSON.stringify(body ?? null), 'utf8');
 }
 
+/** Probes of an unreachable database: a quarter second at first, then every 1 to 2 s (equal jitter), so work resumes within 2 s of its return. */
+const DATABASE_PROBE = { baseMs: 250, maxMs: 2_000 };
+
 /** Builds the consumer without starting it; main.ts wires env, signals and listen. */
 export function buildConsumerApp(config: ConsumerConfig, logger: Logger, overrides: ConsumerOverrides = {}): ConsumerApp {
-  const { db } = createDb({ ...pgConnectionFromEnv(config), max: config.DB_POOL_MAX, applicationName: 'payment-consumer' });
+  const { db } = createDb({
+    ...pgConnectionFromEnv(config),
+    max: config.DB_POOL_MAX,
+    applicationName: 'payment-consumer',
+    onIdleError: (err) => logger.warn({ err, op: 'idle database connection' }, 'database connection lost; the pool replaces it'),
+  });
   const metrics = createConsumerMetrics(db);
   const gateway =
     overrides.gateway?.(db) ??
@@ -88,6 +102,32 @@ export function buildConsumerApp(config: ConsumerConfig, logger: Logger, overrid
   const notifier = new OutboxNotifier(db, logger);
   const dlq = `${config.RABBITMQ_CONSUME_QUEUE}.dlq`;
   const stopping = new AbortController();
+  // While the database is unreachable every held message waits here, not in its own backoff.
+  const database = new DependencyGate({
+    name: 'database',
+    probe: () => pingDatabase(db),
+    logger,
+    backoff: DATABASE_PROBE,
+    signal: stopping.signal,
+  });
+  let sweepTimer: NodeJS.Timeout | undefined;
+  let sweeping: Promise<number> | undefined;
+  const sweep = (): Promise<number> =>
+    (sweeping ??= sweepStalePayments({
+      db,
+      service,
+      metrics,
+      logger,
+      afterMs: config.RECOVERY_SWEEP_AFTER_MS,
+      batchSize: config.RECOVERY_SWEEP_BATCH_SIZE,
+    })
+      .then((finished) => {
+        if (finished > 0) notifier.poke();
+        return finished;
+      })
+      .finally(() => {
+        sweeping = undefined;
+      }));
 
   let rabbit: Connection | undefined;
   let publisher: Publisher | undefined;
@@ -103,28 +143,42 @@ export function buildConsumerApp(config: ConsumerConfig, logger: Logger, overrid
 
   /**
    * Ack rules: ACK only after the answer (or the dead-letter copy) is durable. A transient
-   * failure keeps the message unacked and retries it here with backoff; at shutdown it is
-   * returned to the queue (REQUEUE) for another consumer. Nothing is dead-lettered for
-   * being transient.
+   * failure keeps the message unacked and retries it here; at shutdown it is returned to the
+   * queue (REQUEUE) for another consumer. Nothing is dead-lettered or answered "failed" for
+   * being transient. While the database is unreachable the message waits on the database
+   * gate (no new work arrives: the prefetch window is full of held messages); any other
+   * transient failure backs off on its own.
+   *
+   * Every attempt of one delivery runs under the same lease owner, so when the connection
+   * died under a statement, the next attempt finds out what committed and takes its
+   * payment back at once.
    */
   async function onMessage(msg: AsyncMessage): Promise<ConsumerStatus> {
     const started = performance.now();
     metrics.inFlight.inc();
+    const leaseOwner = randomUUID();
     try {
       const raw = bodyBuffer(msg.body);
       for (let attempt = 0; ; attempt++) {
         try {
-          const handled = await handler.handle(raw);
+          const handled = await handler.handle(raw, leaseOwner);
           if (handled.outcome === 'dead_lettered') {
-            await deadLetter(rabbit!, publisher!, dlq, msg, handled.body, handled.reason);
+            await during('dead-letter message', deadLetter(rabbit!, publisher!, dlq, msg, handled.body, handled.reason));
             logger.warn({ reason: handled.reason, messageId: msg.messageId, dlq }, 'message dead-lettered');
           }
           metrics.messages.inc({ outcome: handled.outcome });
-          if (handled.outcome !== 'dead_lettered' && handled.outcome !== 'duplicate') notifier.poke();
+          // A duplicate after a retry may be the answer whose commit we could not confirm.
+          if (handled.outcome !== 'dead_lettered' && (handled.outcome !== 'duplicate' || attempt > 0)) notifier.poke();
           return ConsumerStatus.ACK;
         } catch (err) {
           const code = errorCode(err);
           metrics.retries.inc({ code });
+          if (isConnectionFailure(err)) {
+            database.fail(err);
+            logger.debug({ err, attempt, messageId: msg.messageId }, 'database unavailable; message kept until it is back');
+            if (!(await database.wait())) return ConsumerStatus.REQUEUE;
+            continue;
+          }
           const delayMs = backoffDelay(attempt, { baseMs: config.RETRY_BASE_MS, maxMs: config.RETRY_MAX_MS });
           const level = code === 'PAYMENT_IN_FLIGHT' ? 'info' : 'error';
           logger[level]({ err, attempt, delayMs, messageId: msg.messageId }, 'processing failed; message kept and retried');
@@ -144,6 +198,7 @@ export function buildConsumerApp(config: ConsumerConfig, logger: Logger, overrid
     health,
     metrics,
     gateway,
+    sweep,
     async start() {
       rabbit = createRabbit(config, logger, 'payment-consumer');
       publisher = rabbit.createPublisher({ confirm: true, maxAttempts: 3 });
@@ -161,16 +216,25 @@ export function buildConsumerApp(config: ConsumerConfig, logger: Logger, overrid
         },
         onMessage,
       );
-      consumer.on('error', (err) => logger.error({ err }, 'consumer error; resubscribing'));
+      consumer.on('error', (err) => logger.error({ err, op: 'rabbitmq consumer' }, 'consumer error; resubscribing'));
       await new Promise<void>((resolve) => consumer!.once('ready', () => resolve()));
-      // Declared up front so the DLQ exists on a fresh broker before anything is rejected.
-      await rabbit.queueDeclare({ queue: dlq, durable: true });
+      // Declared up front so the DLQ exists on a fresh broker before anything is rejected
+      // (dead-lettering declares it again, so a broker that dropped just now costs nothing).
+      await rabbit
+        .queueDeclare({ queue: dlq, durable: true })
+        .catch((err: unknown) => logger.warn({ err, op: 'declare dead-letter queue' }, 'could not declare the DLQ yet'));
+      sweepTimer = setInterval(() => {
+        if (database.down) return;
+        sweep().catch((err: unknown) => logger.warn({ err }, 'recovery sweep failed; the next one retries'));
+      }, config.RECOVERY_SWEEP_INTERVAL_MS);
       logger.info({ queue: config.RABBITMQ_CONSUME_QUEUE, prefetch: config.RABBITMQ_PREFETCH, dlq }, 'consuming');
     },
     close() {
       closing ??= (async () => {
         stopping.abort();
+        clearInterval(sweepTimer);
         await consumer?.close();
+        await sweeping?.catch(() => undefined);
         await notifier.idle();
         await publisher?.close();
         await rabbit?.close();

@@ -42,6 +42,17 @@ export const ConsumerConfigSchema = Type.Object({
   GATEWAY_RETRY_MAX_MS: PositiveMs(5_000, 'largest gateway retry delay'),
   RETRY_BASE_MS: PositiveMs(250, 'first redelivery delay after a transient failure'),
   RETRY_MAX_MS: PositiveMs(30_000, 'largest delay between retries of a transient failure'),
+  RECOVERY_SWEEP_INTERVAL_MS: PositiveMs(60_000, 'pause between recovery sweeps for payments stuck in flight'),
+  RECOVERY_SWEEP_AFTER_MS: PositiveMs(
+    120_000,
+    'how long past its lease an in-flight payment waits for its redelivery before the sweep finishes it',
+  ),
+  RECOVERY_SWEEP_BATCH_SIZE: Type.Integer({
+    minimum: 1,
+    maximum: 1000,
+    default: 100,
+    description: 'must be an integer from 1 to 1000 (stale payments taken per recovery sweep)',
+  }),
 });
 
 export type ConsumerConfig = Static<typeof ConsumerConfigSchema>;

@@ -7,9 +7,8 @@ import {
   type PaymentRecord,
   type StockConfirmedEvent,
 } from '@foodies/domain';
-import { lazyChild, type Logger, type WorkLogger } from '@foodies/platform';
+import { during, lazyChild, TransientError, type Logger, type WorkLogger } from '@foodies/platform';
 import { InvalidPaymentDataError, PaymentInFlightError, type PaymentService } from '@foodies/payments';
-import { TransientError } from '@foodies/platform';
 import { answerRows, eventForRecord, eventForResult, failedEvent, recordAnswer } from './answers.js';
 import { deadLetterBody } from './dead-letter.js';
 
@@ -43,7 +42,8 @@ export class StockConfirmedHandler {
     this.clock = deps.clock ?? (() => new Date());
   }
 
-  async handle(raw: Buffer): Promise<Handled> {
+  /** `leaseOwner`: the same for every attempt of one delivery (see PaymentService.processPayment). */
+  async handle(raw: Buffer, leaseOwner?: string): Promise<Handled> {
     const decoded = decodeStockConfirmed(raw);
     if (decoded.kind === 'poison') {
       return { outcome: 'dead_lettered', reason: decoded.reason, body: deadLetterBody(raw, decoded.scrubbed, decoded.removedSecrets) };
@@ -53,21 +53,23 @@ export class StockConfirmedHandler {
     if (decoded.removedSecrets.length > 0) {
       log.warn({ fields: decoded.removedSecrets }, 'card secrets removed from incoming event before processing');
     }
-    const outcome = await this.process(event, log);
+    const outcome = await this.process(event, log, leaseOwner);
     return { outcome, orderId: event.orderId, eventId: event.eventId };
   }
 
-  private async process(event: StockConfirmedEvent, log: WorkLogger): Promise<Answered> {
+  private async process(event: StockConfirmedEvent, log: WorkLogger, leaseOwner?: string): Promise<Answered> {
     const check = toPaymentRequest(event);
     if (!check.ok) {
-      if (await isEventInInbox(this.deps.db, event.eventId)) return this.duplicate(log);
+      if (await during('check inbox', isEventInInbox(this.deps.db, event.eventId))) return this.duplicate(log);
       return this.reject(event, check.code, check.reason, log);
     }
 
     let result;
     try {
-      result = await this.deps.service.processPayment(check.request, (res) =>
-        answerRows(event.eventId, res.kind === 'Success' ? 'SUCCEEDED' : 'FAILED', eventForResult(event.orderId, res)),
+      result = await this.deps.service.processPayment(
+        check.request,
+        (res) => answerRows(event.eventId, res.kind === 'Success' ? 'SUCCEEDED' : 'FAILED', eventForResult(event.orderId, res)),
+        leaseOwner,
       );
     } catch (err) {
       // Refused at claim time, before any charge: these values can never be stored, so the
@@ -99,11 +101,14 @@ export class StockConfirmedHandler {
 
   /** Answers an invalid event with a failed event, unless the order already has an answer. */
   private async reject(event: StockConfirmedEvent, code: PaymentFailureCode, reason: string, log: WorkLogger): Promise<Answered> {
-    const answered = await this.deps.db.transaction().execute(async (tx) => {
-      if (!(await insertOrderRejection(tx, { orderId: event.orderId, eventId: event.eventId, code, reason }))) return false;
-      await recordAnswer(tx, answerRows(event.eventId, 'REJECTED', failedEvent(event.orderId, reason, code, this.clock()), reason));
-      return true;
-    });
+    const answered = await during(
+      'record rejection',
+      this.deps.db.transaction().execute(async (tx) => {
+        if (!(await insertOrderRejection(tx, { orderId: event.orderId, eventId: event.eventId, code, reason }))) return false;
+        await recordAnswer(tx, answerRows(event.eventId, 'REJECTED', failedEvent(event.orderId, reason, code, this.clock()), reason));
+        return true;
+      }),
+    );
     if (answered) {
       log.warn({ failureCode: code, reason }, 'event rejected by business validation; answered with a failed event');
       return 'rejected';
@@ -118,9 +123,12 @@ export class StockConfirmedHandler {
   /** A new event for an order that already has a payment: publish its recorded outcome again. */
   private async republishPayment(event: StockConfirmedEvent, record: PaymentRecord, log: WorkLogger): Promise<Answered> {
     if (isInFlight(record.status)) throw new PaymentInFlightError(event.orderId);
-    await this.deps.db
-      .transaction()
-      .execute((tx) => recordAnswer(tx, answerRows(event.eventId, 'REPUBLISHED', eventForRecord(record, this.clock()))));
+    await during(
+      'republish answer',
+      this.deps.db
+        .transaction()
+        .execute((tx) => recordAnswer(tx, answerRows(event.eventId, 'REPUBLISHED', eventForRecord(record, this.clock())))),
+    );
     log.info({ paymentId: record.id.toString(), status: record.status }, 'order already answered; recorded outcome re-published');
     return 'republished';
   }
@@ -132,11 +140,14 @@ export class StockConfirmedHandler {
     reason: string,
     log: WorkLogger,
   ): Promise<Answered> {
-    await this.deps.db
-      .transaction()
-      .execute((tx) =>
-        recordAnswer(tx, answerRows(event.eventId, 'REPUBLISHED', failedEvent(event.orderId, reason, code, this.clock()), reason)),
-      );
+    await during(
+      'republish rejection',
+      this.deps.db
+        .transaction()
+        .execute((tx) =>
+          recordAnswer(tx, answerRows(event.eventId, 'REPUBLISHED', failedEvent(event.orderId, reason, code, this.clock()), reason)),
+        ),
+    );
     log.info({ failureCode: code }, 'order already rejected; rejection re-published');
     return 'republished';
   }

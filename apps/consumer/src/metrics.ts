@@ -52,6 +52,12 @@ export function createConsumerMetrics(db: Db) {
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
+    recovered: new Counter({
+      name: 'payment_recovery_swept_total',
+      help: 'Stale in-flight payments the recovery sweep took over, by result: succeeded, failed (answered), already_final (finished meanwhile), unresolved (outcome still unknown or database down)',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
     gatewayRetries: new Counter({
       name: 'payment_gateway_retries_total',
       help: 'Charge calls repeated under the same key',

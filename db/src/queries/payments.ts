@@ -61,12 +61,12 @@ function paymentParams(request: ProcessPaymentRequest, status: PaymentStatus): u
   ];
 }
 
-/** INSERT INTO payments … FROM the `answer` CTE (the order's order_answers row), leased until `lease`. */
-const insertPaymentFromAnswer = (lease: string) => `
+/** INSERT INTO payments … FROM the `answer` CTE (the order's order_answers row), leased until `lease` by `owner`. */
+const insertPaymentFromAnswer = (lease: string, owner: string) => `
     INSERT INTO payments (order_id, buyer_id, amount, currency, status, payment_method_type, card_last_four, card_brand,
-                          card_holder_name, expiration_month, expiration_year, source_event_id, lease_expires_at)
+                          card_holder_name, expiration_month, expiration_year, source_event_id, lease_expires_at, lease_owner)
     SELECT order_id, $3::varchar, $4::numeric, $5::varchar, $6::varchar, $7::varchar, $8::varchar, $9::varchar,
-           $10::varchar, $11::int4, $12::int4, $1::varchar, ${lease}
+           $10::varchar, $11::int4, $12::int4, $1::varchar, ${lease}, ${owner}
     FROM answer
     RETURNING *`;
 
@@ -74,7 +74,7 @@ const INSERT_PAYMENT_SQL = `
   WITH answer AS (
     INSERT INTO order_answers (order_id, kind, event_id) VALUES ($2::int8, 'PAYMENT', $1::varchar) RETURNING order_id
   )
-  ${insertPaymentFromAnswer('NULL::timestamptz')}`;
+  ${insertPaymentFromAnswer('NULL::timestamptz', 'NULL::varchar')}`;
 
 /**
  * Inserts a payment and the order's answer (kind PAYMENT) in one statement, so a payment
@@ -98,6 +98,14 @@ export type Claim =
   /** This very event was answered before (it is in the inbox): nothing to do. */
   | { kind: 'event-answered' };
 
+/** Who takes a payment's lease, and for how long. */
+export interface Lease {
+  /** The delivery or sweep that holds it; its own retries may take the payment back at once. */
+  owner: string;
+  /** How long it is held, ms. */
+  ms: number;
+}
+
 /**
  * Claims an order for charging in one statement: unless the event is already in the inbox,
  * inserts the order's answer (kind PAYMENT) and the PENDING payment with a lease. The
@@ -105,10 +113,11 @@ export type Claim =
  * where concurrent consumers race; exactly one wins. Checking the inbox here saves the
  * handler a round trip per event.
  */
-export async function claimPayment(db: Executor, request: ProcessPaymentRequest, leaseMs: number): Promise<Claim> {
+export async function claimPayment(db: Executor, request: ProcessPaymentRequest, lease: Lease): Promise<Claim> {
   const [row] = await runStatement<{ event_answered: boolean } & Partial<PaymentRow>>(db, CLAIM_SQL, [
     ...paymentParams(request, 'PENDING'),
-    leaseMs,
+    lease.ms,
+    lease.owner,
   ]);
   if (row!.event_answered) return { kind: 'event-answered' };
   if (row!.id === undefined || row!.id === null) return { kind: 'order-answered' };
@@ -124,24 +133,29 @@ const CLAIM_SQL = `
     ON CONFLICT (order_id) DO NOTHING
     RETURNING order_id
   ),
-  inserted AS (${insertPaymentFromAnswer("now() + $13::int8 * interval '1 millisecond'")})
+  inserted AS (${insertPaymentFromAnswer("now() + $13::int8 * interval '1 millisecond'", '$14::varchar')})
   SELECT seen.event_answered, inserted.* FROM seen LEFT JOIN inserted ON true`;
 
 /**
- * Takes over an in-flight payment whose lease has expired (its consumer died). Compare-and-set
- * on the lease, so when several consumers try at once exactly one gets the row back.
+ * Takes over an in-flight payment whose lease has expired (its consumer died), or whose lease
+ * `lease.owner` holds already (its own retry after a statement with an unknown outcome).
+ * Compare-and-set on the lease, so when several consumers try at once exactly one gets the
+ * row back.
  */
-export async function takeOverExpiredPayment(db: Executor, paymentId: bigint, leaseMs: number): Promise<PaymentRecord | undefined> {
+export async function takeOverExpiredPayment(db: Executor, paymentId: bigint, lease: Lease): Promise<PaymentRecord | undefined> {
   const row = await db
     .updateTable('payments')
     .set({
       status: 'PROCESSING',
-      lease_expires_at: sql<Date>`now() + ${leaseMs} * interval '1 millisecond'`,
+      lease_expires_at: sql<Date>`now() + ${lease.ms} * interval '1 millisecond'`,
+      lease_owner: lease.owner,
       updated_at: sql<Date>`now()`,
     })
     .where('id', '=', paymentId)
     .where('status', 'in', [...IN_FLIGHT_STATUSES])
-    .where((eb) => eb.or([eb('lease_expires_at', 'is', null), eb('lease_expires_at', '<', sql<Date>`now()`)]))
+    .where((eb) =>
+      eb.or([eb('lease_expires_at', 'is', null), eb('lease_expires_at', '<', sql<Date>`now()`), eb('lease_owner', '=', lease.owner)]),
+    )
     .returningAll()
     .executeTakeFirst();
   return row && toPaymentRecord(row);
@@ -234,7 +248,7 @@ function updateStatusSql(status: PaymentStatus, fields: ReadonlyArray<keyof type
   let text = updateStatusTexts.get(key);
   if (text !== undefined) return text;
   const set = ['status = $2', 'updated_at = now()'];
-  if (!IN_FLIGHT_STATUSES.includes(status)) set.push('lease_expires_at = NULL');
+  if (!IN_FLIGHT_STATUSES.includes(status)) set.push('lease_expires_at = NULL', 'lease_owner = NULL');
   fields.forEach((f, i) => set.push(`${STATUS_COLUMNS[f]} = $${i + 3}`));
   const guard = ALLOWED_PREDECESSORS[status].map((p) => `'${p}'`).join(', ');
   const update = `UPDATE payments SET ${set.join(', ')} WHERE id = $1 AND status IN (${guard}) RETURNING id`;
@@ -279,12 +293,16 @@ export async function listStatusHistory(
   return rows.map((r) => ({ from: r.from_status as PaymentStatus | null, to: r.to_status as PaymentStatus, at: r.changed_at }));
 }
 
-/** Expires our own lease now, so a retry (ours or another consumer's) can take over at once. */
-export async function releasePaymentLease(db: Executor, paymentId: bigint): Promise<void> {
+/**
+ * Expires our own lease now, so a retry (ours or another consumer's) can take over at once.
+ * Only while `owner` still holds it: a lease someone else took over in the meantime stays theirs.
+ */
+export async function releasePaymentLease(db: Executor, paymentId: bigint, owner: string): Promise<void> {
   await db
     .updateTable('payments')
     .set({ lease_expires_at: sql<Date>`now() - interval '1 millisecond'` })
     .where('id', '=', paymentId)
+    .where('lease_owner', '=', owner)
     .where('status', 'in', [...IN_FLIGHT_STATUSES])
     .execute();
 }

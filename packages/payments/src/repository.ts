@@ -12,6 +12,7 @@ import {
   type Db,
   type AnswerRows,
   type Claim,
+  type Lease,
   type OrderRejection,
   type StatusChange,
 } from '@foodies/db';
@@ -29,15 +30,15 @@ export class InvalidPaymentDataError extends ServiceError {
 export interface PaymentRepository {
   create(request: ProcessPaymentRequest, status?: PaymentStatus): Promise<PaymentRecord>;
   /**
-   * Inserts a PENDING payment leased for `leaseMs`, unless the order already has an answer
-   * or the request's event was already answered (see Claim).
+   * Inserts a PENDING payment under `lease`, unless the order already has an answer or the
+   * request's event was already answered (see Claim).
    * Throws InvalidPaymentDataError when the values can never be stored.
    */
-  claim(request: ProcessPaymentRequest, leaseMs: number): Promise<Claim>;
-  /** Takes over an in-flight payment whose lease expired; undefined if not (yet) possible. */
-  takeOver(paymentId: bigint, leaseMs: number): Promise<PaymentRecord | undefined>;
-  /** Ends our lease early so the next attempt can take the payment over at once. */
-  releaseLease(paymentId: bigint): Promise<void>;
+  claim(request: ProcessPaymentRequest, lease: Lease): Promise<Claim>;
+  /** Takes over an in-flight payment whose lease expired or is `lease.owner`'s; undefined if not (yet) possible. */
+  takeOver(paymentId: bigint, lease: Lease): Promise<PaymentRecord | undefined>;
+  /** Ends `owner`'s lease early so the next attempt can take the payment over at once. */
+  releaseLease(paymentId: bigint, owner: string): Promise<void>;
   findById(id: bigint): Promise<PaymentRecord | undefined>;
   findByOrderId(orderId: bigint): Promise<PaymentRecord | undefined>;
   findByBuyerId(buyerId: string, limit?: number, offset?: number): Promise<PaymentRecord[]>;
@@ -56,18 +57,18 @@ export class PgPaymentRepository implements PaymentRepository {
   create(request: ProcessPaymentRequest, status?: PaymentStatus) {
     return insertPayment(this.db, request, status);
   }
-  async claim(request: ProcessPaymentRequest, leaseMs: number) {
+  async claim(request: ProcessPaymentRequest, lease: Lease) {
     try {
-      return await claimPayment(this.db, request, leaseMs);
+      return await claimPayment(this.db, request, lease);
     } catch (err) {
       throw isDataRejection(err) ? new InvalidPaymentDataError(err) : err;
     }
   }
-  takeOver(paymentId: bigint, leaseMs: number) {
-    return takeOverExpiredPayment(this.db, paymentId, leaseMs);
+  takeOver(paymentId: bigint, lease: Lease) {
+    return takeOverExpiredPayment(this.db, paymentId, lease);
   }
-  releaseLease(paymentId: bigint) {
-    return releasePaymentLease(this.db, paymentId);
+  releaseLease(paymentId: bigint, owner: string) {
+    return releasePaymentLease(this.db, paymentId, owner);
   }
   findById(id: bigint) {
     return findPaymentById(this.db, id);

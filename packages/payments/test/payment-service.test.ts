@@ -82,7 +82,7 @@ t.test('unknown outcome leaves the payment in flight and releases the lease for 
 t.test('a payment in flight under a live lease is not touched by another caller', async (t) => {
   const { service, repository } = setup();
   const req = request();
-  await repository.claim(req, 60_000);
+  await repository.claim(req, { owner: 'another delivery', ms: 60_000 });
   await t.rejects(service.processPayment({ ...req, eventId: 'other' }), PaymentInFlightError);
 });
 

@@ -34,12 +34,23 @@ export interface RabbitOptions {
   RABBITMQ_PORT: number;
   RABBITMQ_USERNAME: string;
   RABBITMQ_PASSWORD: string;
+  /** Seconds between heartbeats (default 10). */
+  RABBITMQ_HEARTBEAT_S?: number;
 }
+
+/** A new AMQP connection, TCP and AMQP handshake together, must be open within this many ms. */
+export const AMQP_CONNECT_TIMEOUT_MS = 5_000;
 
 /**
  * One AMQP connection per process. noDelay disables Nagle's algorithm: with it on, small
  * publishes and acks wait for the peer's delayed ACK and latency rises by tens of ms.
  * The client reconnects by itself (backoff between retryLow and retryHigh ms).
+ *
+ * Heartbeats bound a silent broker (a partition that drops packets, no RST): the client
+ * checks every half interval and drops the connection after four checks without a byte
+ * from the broker, i.e. 2 to 2.5 heartbeat intervals; the broker does the same on its
+ * side and returns our unacked messages to the queue. Publishes waiting for a confirm then fail
+ * and are retried; acks of messages already returned are harmless (redeliveries are deduped).
  */
 export function createRabbit(options: RabbitOptions, logger: Logger, connectionName: string): Connection {
   preserveRawJsonBodies();
@@ -52,9 +63,10 @@ export function createRabbit(options: RabbitOptions, logger: Logger, connectionN
     noDelay: true,
     retryLow: 250,
     retryHigh: 10_000,
-    connectionTimeout: 5_000,
+    connectionTimeout: AMQP_CONNECT_TIMEOUT_MS,
+    heartbeat: options.RABBITMQ_HEARTBEAT_S ?? 10,
   });
-  rabbit.on('error', (err) => logger.warn({ err }, 'rabbitmq connection error; reconnecting'));
+  rabbit.on('error', (err) => logger.warn({ err, op: 'rabbitmq connection' }, 'rabbitmq connection error; reconnecting'));
   rabbit.on('connection', () => logger.info({ host: options.RABBITMQ_HOST, port: options.RABBITMQ_PORT }, 'rabbitmq connected'));
   return rabbit;
 }

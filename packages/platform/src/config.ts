@@ -60,6 +60,9 @@ export const DatabaseEnv = {
     default: 10,
     description: 'must be an integer from 1 to 200 (connections per process)',
   }),
+  DB_CONNECT_TIMEOUT_MS: PositiveMs(5_000, 'longest wait for a new database connection, handshake included'),
+  DB_QUERY_TIMEOUT_MS: PositiveMs(10_000, 'longest database statement; one second later the connection counts as dead'),
+  DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: PositiveMs(30_000, 'the server ends a session left inside a transaction this long'),
 } satisfies TProperties;
 
 export const RabbitEnv = {
@@ -68,6 +71,12 @@ export const RabbitEnv = {
   RABBITMQ_USERNAME: Text('guest', 'the RabbitMQ user name'),
   RABBITMQ_PASSWORD: Type.String({ default: 'guest', description: 'must be the RabbitMQ password' }),
   RABBITMQ_PUBLISH_EXCHANGE: Text('foodies.events', 'the topic exchange events are published to'),
+  RABBITMQ_HEARTBEAT_S: Type.Integer({
+    minimum: 1,
+    maximum: 60,
+    default: 10,
+    description: 'must be an integer from 1 to 60 (seconds between AMQP heartbeats; a silent broker is dropped after two)',
+  }),
 } satisfies TProperties;
 
 export const configFields = { Port, PositiveMs, Text };
@@ -76,13 +85,21 @@ export interface PgConnection {
   connectionString: string;
   user: string;
   password: string;
+  connectionTimeoutMs?: number;
+  queryTimeoutMs?: number;
+  idleInTransactionTimeoutMs?: number;
 }
+
+type DbEnv = { DB_URL: string; DB_USERNAME: string; DB_PASSWORD: string } & Partial<
+  Record<'DB_CONNECT_TIMEOUT_MS' | 'DB_QUERY_TIMEOUT_MS' | 'DB_IDLE_IN_TRANSACTION_TIMEOUT_MS', number>
+>;
 
 /**
  * Accepts the spec's `jdbc:postgresql://host:port/db?…` and plain `postgres://…` URLs.
- * DB_USERNAME and DB_PASSWORD always win over credentials embedded in the URL.
+ * DB_USERNAME and DB_PASSWORD always win over credentials embedded in the URL. The DB_*
+ * timeouts, when the config has them, come along (createDb's options of the same meaning).
  */
-export function pgConnectionFromEnv(config: { DB_URL: string; DB_USERNAME: string; DB_PASSWORD: string }): PgConnection {
+export function pgConnectionFromEnv(config: DbEnv): PgConnection {
   const text = config.DB_URL.replace(/^jdbc:/, '').replace(/^postgresql:/, 'postgres:');
   let url: URL;
   try {
@@ -96,7 +113,14 @@ export function pgConnectionFromEnv(config: { DB_URL: string; DB_USERNAME: strin
   url.username = '';
   url.password = '';
   for (const jdbcOnly of ['user', 'password', 'currentSchema', 'ApplicationName']) url.searchParams.delete(jdbcOnly);
-  return { connectionString: url.toString(), user: config.DB_USERNAME, password: config.DB_PASSWORD };
+  return {
+    connectionString: url.toString(),
+    user: config.DB_USERNAME,
+    password: config.DB_PASSWORD,
+    connectionTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
+    queryTimeoutMs: config.DB_QUERY_TIMEOUT_MS,
+    idleInTransactionTimeoutMs: config.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+  };
 }
 
 /** For a process's main(): the loaded config, or one line on stderr and exit code 1. */

@@ -6,3 +6,5 @@ export * from './health.js';
 export * from './amqp.js';
 export * from './shutdown.js';
 export * from './metrics.js';
+export * from './log-errors.js';
+export * from './gate.js';

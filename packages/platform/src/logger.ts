@@ -1,4 +1,5 @@
-import { pino, stdSerializers, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
+import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
+import { serializeError } from './log-errors.js';
 import { isCardSecretKey, maskCardNumbers } from '@foodies/domain';
 
 export type { Logger };
@@ -42,17 +43,6 @@ function scrub(value: unknown, depth = 0): unknown {
   return out;
 }
 
-/**
- * pino's error serializer plus a filter: PostgreSQL errors carry `detail` ("Failing row
- * contains (… John Doe …)"), `where` and the like, which can quote whole rows.
- */
-const ROW_QUOTING_FIELDS = ['detail', 'where', 'parameters', 'query'];
-function serializeError(err: Error): Record<string, unknown> {
-  const out = stdSerializers.err(err) as unknown as Record<string, unknown>;
-  for (const field of ROW_QUOTING_FIELDS) delete out[field];
-  return out;
-}
-
 export interface LoggerOptions {
   level: LevelWithSilent | string;
   name: string;
@@ -68,7 +58,7 @@ export function createLogger(options: LoggerOptions): Logger {
       name: options.name,
       level: options.level,
       redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
-      serializers: { err: serializeError },
+      serializers: { err: (err: unknown) => serializeError(err) },
       formatters: { log: (obj) => scrub(obj) as Record<string, unknown> },
       hooks: {
         logMethod(args, method) {

@@ -7,11 +7,11 @@ import {
   type ProcessPaymentRequest,
 } from '@foodies/domain';
 import type { LedgerStore, PaymentRepository } from '@foodies/payments';
-import type { AnswerRows, Claim, OrderRejection, StatusChange } from '@foodies/db';
+import type { AnswerRows, Claim, Lease, OrderRejection, StatusChange } from '@foodies/db';
 
 /** In-memory fakes for unit tests only (the spec's InMemoryPaymentRepository). */
 export class InMemoryPaymentRepository implements PaymentRepository {
-  readonly rows = new Map<bigint, PaymentRecord & { leaseExpiresAt: number | null }>();
+  readonly rows = new Map<bigint, PaymentRecord & { leaseExpiresAt: number | null; leaseOwner: string | null }>();
   /** Orders answered by a rejection; a claim for them finds an answer and charges nothing. */
   readonly rejections = new Map<bigint, OrderRejection>();
   /** The answers committed with final statuses, in order (what PostgreSQL would put in inbox/outbox). */
@@ -35,28 +35,29 @@ export class InMemoryPaymentRepository implements PaymentRepository {
       createdAt: new Date(),
       processedAt: null,
       leaseExpiresAt: null,
+      leaseOwner: null,
     };
     this.rows.set(record.id, record);
     return { ...record };
   }
-  async claim(request: ProcessPaymentRequest, leaseMs: number): Promise<Claim> {
+  async claim(request: ProcessPaymentRequest, lease: Lease): Promise<Claim> {
     if (this.answers.some((a) => a.inbox.eventId === request.eventId)) return { kind: 'event-answered' };
     if (this.rejections.has(request.orderId) || [...this.rows.values()].some((r) => r.orderId === request.orderId))
       return { kind: 'order-answered' };
     const payment = await this.create(request);
-    this.rows.get(payment.id)!.leaseExpiresAt = Date.now() + leaseMs;
+    Object.assign(this.rows.get(payment.id)!, { leaseExpiresAt: Date.now() + lease.ms, leaseOwner: lease.owner });
     return { kind: 'claimed', payment };
   }
-  async takeOver(paymentId: bigint, leaseMs: number) {
+  async takeOver(paymentId: bigint, lease: Lease) {
     const row = this.rows.get(paymentId);
-    if (!row || !IN_FLIGHT_STATUSES.includes(row.status) || (row.leaseExpiresAt ?? 0) >= Date.now()) return undefined;
-    row.status = 'PROCESSING';
-    row.leaseExpiresAt = Date.now() + leaseMs;
+    if (!row || !IN_FLIGHT_STATUSES.includes(row.status)) return undefined;
+    if ((row.leaseExpiresAt ?? 0) >= Date.now() && row.leaseOwner !== lease.owner) return undefined;
+    Object.assign(row, { status: 'PROCESSING', leaseExpiresAt: Date.now() + lease.ms, leaseOwner: lease.owner });
     return { ...row };
   }
-  async releaseLease(paymentId: bigint) {
+  async releaseLease(paymentId: bigint, owner: string) {
     const row = this.rows.get(paymentId);
-    if (row) row.leaseExpiresAt = Date.now() - 1;
+    if (row && row.leaseOwner === owner) row.leaseExpiresAt = Date.now() - 1;
   }
   async findById(id: bigint) {
     const row = this.rows.get(id);
@@ -83,7 +84,7 @@ export class InMemoryPaymentRepository implements PaymentRepository {
     if (change.failureReason !== undefined) row.failureReason = change.failureReason;
     if (change.failureCode !== undefined) row.failureCode = change.failureCode;
     if (change.processedAt !== undefined) row.processedAt = change.processedAt;
-    if (!IN_FLIGHT_STATUSES.includes(change.status)) row.leaseExpiresAt = null;
+    if (!IN_FLIGHT_STATUSES.includes(change.status)) Object.assign(row, { leaseExpiresAt: null, leaseOwner: null });
     if (answer) this.answers.push(answer);
     return true;
   }

@@ -1,12 +1,25 @@
 import net from 'node:net';
 
+interface Pair {
+  client: net.Socket;
+  upstream: net.Socket | undefined;
+}
+
 /**
- * A TCP proxy the test can cut and restore, to take a broker or database away from one
- * client without stopping the shared server.
+ * A TCP proxy a test (or `npm run chaos`) puts between one client and a shared server, to
+ * take the server away from that client alone:
+ * - cut(): the server is gone (connections reset, new ones refused), as in a restart;
+ * - blackhole(): a silent partition: nothing passes either way and nothing is closed, new
+ *   connections are accepted and then hang; heal() lets everything flow again, as TCP's
+ *   retransmissions would (a side that closed meanwhile is then closed on the other side);
+ * - loseReplies(): from now on the server's bytes are dropped on the way back (a request
+ *   that arrives and runs, its answer lost), until heal().
  */
 export class TcpProxy {
   private server: net.Server | undefined;
-  private readonly sockets = new Set<net.Socket>();
+  private readonly pairs = new Set<Pair>();
+  private silent = false;
+  private dropReplies = false;
   port = 0;
 
   constructor(
@@ -16,17 +29,7 @@ export class TcpProxy {
 
   /** Starts listening (on the previous port when restarted). */
   async start(): Promise<number> {
-    const server = net.createServer((client) => {
-      const upstream = net.connect(this.targetPort, this.targetHost);
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => undefined);
-      }
-      client.pipe(upstream).pipe(client);
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
-    });
+    const server = net.createServer((client) => this.accept(client));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.port, '127.0.0.1', () => resolve());
@@ -36,12 +39,76 @@ export class TcpProxy {
     return this.port;
   }
 
-  /** Refuses new connections and cuts every open one. */
+  private accept(client: net.Socket): void {
+    const pair: Pair = { client, upstream: undefined };
+    this.pairs.add(pair);
+    client.on('error', () => undefined);
+    client.on('close', () => {
+      if (!this.silent) this.drop(pair);
+    });
+    client.on('data', (chunk) => pair.upstream?.write(chunk));
+    if (this.silent) client.pause();
+    else this.connectUpstream(pair);
+  }
+
+  private connectUpstream(pair: Pair): void {
+    const upstream = net.connect(this.targetPort, this.targetHost);
+    pair.upstream = upstream;
+    upstream.on('error', () => undefined);
+    upstream.on('close', () => {
+      if (!this.silent) this.drop(pair);
+    });
+    upstream.on('data', (chunk) => {
+      if (!this.dropReplies) pair.client.write(chunk);
+    });
+  }
+
+  private drop(pair: Pair): void {
+    pair.client.destroy();
+    pair.upstream?.destroy();
+    this.pairs.delete(pair);
+  }
+
+  /** Refuses new connections and resets every open one. */
   async cut(): Promise<void> {
     const server = this.server;
     this.server = undefined;
-    for (const s of this.sockets) s.destroy();
-    this.sockets.clear();
+    this.silent = false;
+    for (const pair of [...this.pairs]) this.drop(pair);
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /** Nothing passes, nothing closes, new connections hang: a partition that drops packets. */
+  blackhole(): void {
+    this.silent = true;
+    for (const { client, upstream } of this.pairs) {
+      client.pause();
+      upstream?.pause();
+    }
+  }
+
+  /** Drops the server's bytes on the way back from now on (see the class comment). */
+  loseReplies(): void {
+    this.dropReplies = true;
+  }
+
+  /** Ends blackhole() and loseReplies(): held bytes flow, held connections go through, closed sides close. */
+  heal(): void {
+    this.silent = false;
+    this.dropReplies = false;
+    for (const pair of [...this.pairs]) {
+      if (pair.client.destroyed || pair.upstream?.destroyed) {
+        this.drop(pair);
+        continue;
+      }
+      if (!pair.upstream) this.connectUpstream(pair);
+      pair.client.resume();
+      pair.upstream!.resume();
+    }
+  }
+
+  /** Open client connections through the proxy. */
+  get connections(): number {
+    return this.pairs.size;
   }
 }

@@ -26,10 +26,12 @@ export type LookupResult = { found: true; result: GatewayResult } | { found: fal
 export interface PaymentGateway {
   charge(request: ChargeRequest, idempotencyKey: string): Promise<GatewayResult>;
   /**
-   * Tells whether a charge exists under the key and how it ended. When none exists the
-   * key is closed, so a request still travelling cannot charge after we answered "failed".
+   * Tells whether a charge exists under the key and how it ended. When none exists the key
+   * is closed, so a request still travelling cannot charge after we answered "failed";
+   * with `closeIfAbsent: false` it is only looked at (the recovery sweep, which charges
+   * under the same key next when nothing was charged).
    */
-  lookup(idempotencyKey: string): Promise<LookupResult>;
+  lookup(idempotencyKey: string, options?: { closeIfAbsent?: boolean }): Promise<LookupResult>;
 }
 
 /** Refused before anything was charged (e.g. 503): safe to retry under the same key. */

@@ -4,6 +4,7 @@ import {
   GatewayUnknownOutcomeError,
   type ChargeRequest,
   type GatewayResult,
+  type LookupResult,
   type PaymentGateway,
 } from './gateway.js';
 
@@ -60,14 +61,13 @@ export async function chargeWithRetry(
       lastError = err;
     }
   }
-  let lookup;
-  try {
-    lookup = await withTimeout(gateway.lookup(idempotencyKey), policy.attemptTimeoutMs);
-  } catch (err) {
-    throw new GatewayUnknownOutcomeError(`charge outcome unknown after ${policy.maxAttempts} attempts and a failed lookup`, false, {
-      cause: err,
-    });
-  }
+  const lookup = await lookupCharge(
+    gateway,
+    idempotencyKey,
+    policy,
+    true,
+    `charge outcome unknown after ${policy.maxAttempts} attempts and a failed lookup`,
+  );
   if (lookup.found) return lookup.result;
   const timedOut = lastError instanceof GatewayUnknownOutcomeError && lastError.timedOut;
   return {
@@ -75,4 +75,22 @@ export async function chargeWithRetry(
     code: timedOut ? 'TIMEOUT' : 'GATEWAY_ERROR',
     reason: timedOut ? 'Payment gateway timed out' : 'Payment gateway unavailable',
   };
+}
+
+/**
+ * One lookup under the key, bounded by the attempt timeout. A lookup that fails or does not
+ * answer leaves the outcome unknown: GatewayUnknownOutcomeError with `unknownMessage`.
+ */
+export async function lookupCharge(
+  gateway: PaymentGateway,
+  idempotencyKey: string,
+  policy: Pick<ChargePolicy, 'attemptTimeoutMs'>,
+  closeIfAbsent: boolean,
+  unknownMessage = 'charge outcome unknown: the lookup failed',
+): Promise<LookupResult> {
+  try {
+    return await withTimeout(gateway.lookup(idempotencyKey, { closeIfAbsent }), policy.attemptTimeoutMs);
+  } catch (err) {
+    throw new GatewayUnknownOutcomeError(unknownMessage, false, { cause: err });
+  }
 }

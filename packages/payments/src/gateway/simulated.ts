@@ -78,8 +78,9 @@ export class SimulatedPaymentGateway implements PaymentGateway {
     return toResult(entry);
   }
 
-  async lookup(idempotencyKey: string): Promise<LookupResult> {
+  async lookup(idempotencyKey: string, { closeIfAbsent = true }: { closeIfAbsent?: boolean } = {}): Promise<LookupResult> {
     const existing = await this.ledger.find(idempotencyKey);
+    if (!existing && !closeIfAbsent) return { found: false };
     const entry =
       existing ??
       (await this.ledger.record({
