@@ -102,7 +102,10 @@ const STALE_PLAN = '0A000';
  *
  * Broken connections: a statement that failed because the connection did (reset, timed out,
  * terminated by the server) makes the release discard the connection instead of returning
- * it to the pool, where the next caller would wait on a dead socket.
+ * it to the pool, where the next caller would wait on a dead socket. While checked out (a
+ * transaction between statements, say) the connection has no pool listener for its 'error'
+ * event, so it gets ours: a server that terminates it then marks it broken instead of
+ * throwing from the socket and ending the process.
  */
 class PooledConnection {
   /** Statement text -> its name on this connection. */
@@ -110,6 +113,9 @@ class PooledConnection {
   private named = 0;
   private client: pg.PoolClient;
   private broken: Error | undefined;
+  private readonly onError = (err: Error) => {
+    this.broken = err;
+  };
 
   constructor(client: pg.PoolClient) {
     this.client = client;
@@ -119,6 +125,7 @@ class PooledConnection {
   checkout(client: pg.PoolClient): this {
     this.client = client;
     this.broken = undefined;
+    client.on('error', this.onError);
     return this;
   }
 
@@ -148,6 +155,7 @@ class PooledConnection {
   }
 
   release(destroy?: boolean): void {
+    this.client.removeListener('error', this.onError);
     this.client.release(this.broken ?? destroy === true);
   }
 }

@@ -4,7 +4,7 @@ import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Connection } from 'rabbitmq-client';
-import { createDb, pingDatabase, type Db } from '@foodies/db';
+import { createDb, isDatabaseUnavailable, pingDatabase, type Db } from '@foodies/db';
 import { createRabbit, dependencyChecks, pgConnectionFromEnv, registerHealthRoutes, type Logger } from '@foodies/platform';
 import { AuthError, createAuthenticator } from './auth.js';
 import type { AdminConfig } from './config.js';
@@ -34,7 +34,12 @@ const REASONS: Record<number, string> = {
  * then validation, then the handler.
  */
 export async function buildAdminApp(config: AdminConfig, logger: Logger): Promise<AdminApp> {
-  const { db } = createDb({ ...pgConnectionFromEnv(config), max: config.DB_POOL_MAX, applicationName: 'payment-admin-api' });
+  const { db } = createDb({
+    ...pgConnectionFromEnv(config),
+    max: config.DB_POOL_MAX,
+    applicationName: 'payment-admin-api',
+    onIdleError: (err) => logger.warn({ err, op: 'idle database connection' }, 'database connection lost; the pool replaces it'),
+  });
   let rabbit: Connection | undefined;
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -85,6 +90,14 @@ export async function buildAdminApp(config: AdminConfig, logger: Logger): Promis
   });
 
   app.setErrorHandler((error: FastifyError | AuthError | BadRequest | NotFound, request, reply) => {
+    // The database is down or cut off: the caller may retry; nothing internal is said.
+    if (isDatabaseUnavailable(error)) {
+      request.log.warn({ err: error, op: `${request.method} ${request.routeOptions.url ?? request.url}` }, 'database unavailable');
+      return reply
+        .code(503)
+        .header('retry-after', '5')
+        .send({ statusCode: 503, error: REASONS[503], message: 'the payment database is unavailable; try again later' });
+    }
     const statusCode = error.statusCode ?? 500;
     if (error instanceof AuthError && statusCode === 401) reply.header('www-authenticate', 'Bearer');
     if (statusCode >= 500 && statusCode !== 503) {

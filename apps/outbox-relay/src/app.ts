@@ -1,6 +1,6 @@
 import pgListen, { type Subscriber } from 'pg-listen';
 import type { Connection } from 'rabbitmq-client';
-import { createDb, makeBackedOffRowsDue, OUTBOX_CHANNEL, pingDatabase, type Db } from '@foodies/db';
+import { connectionSettings, createDb, makeBackedOffRowsDue, OUTBOX_CHANNEL, pingDatabase, type Db } from '@foodies/db';
 import {
   backoffDelay,
   buildHealthServer,
@@ -30,10 +30,18 @@ export interface RelayApp {
   close(): Promise<void>;
 }
 
+/** How often the LISTEN connection is checked with a query, ms (pg-listen's paranoid check). */
+const LISTEN_CHECK_MS = 10_000;
+
 /** Builds the relay without starting it; main.ts wires env, signals and listen. */
 export function buildRelayApp(config: RelayConfig, logger: Logger, overrides: RelayOverrides = {}): RelayApp {
   const connection = pgConnectionFromEnv(config);
-  const { db } = createDb({ ...connection, max: config.DB_POOL_MAX, applicationName: 'payment-outbox-relay' });
+  const { db } = createDb({
+    ...connection,
+    max: config.DB_POOL_MAX,
+    applicationName: 'payment-outbox-relay',
+    onIdleError: (err) => logger.warn({ err, op: 'idle database connection' }, 'database connection lost; the pool replaces it'),
+  });
   const metrics = createRelayMetrics(db);
   let rabbit: Connection | undefined;
   let publisher: OutboxPublisher | undefined;
@@ -51,25 +59,29 @@ export function buildRelayApp(config: RelayConfig, logger: Logger, overrides: Re
   });
 
   async function listen(): Promise<void> {
-    const url = new URL(connection.connectionString);
-    url.username = encodeURIComponent(connection.user);
-    url.password = encodeURIComponent(connection.password);
     // pg-listen is CommonJS with `exports.default`; from ESM that sits under .default.
     const subscriber = pgListen.default(
-      { connectionString: url.toString(), application_name: 'payment-outbox-relay-listener' },
-      // Reconnect forever with capped backoff; a 'connected' after reconnect triggers a catch-up drain.
+      // The pool's timeouts: the paranoid check below fails within the query timeout on a silent link.
+      { ...connectionSettings({ ...connection, applicationName: 'payment-outbox-relay-listener' }) },
+      // Reconnect forever, every 250 ms at first and at most every 2 s, so the catch-up drain
+      // (on 'connected') runs soon after the database returns. The paranoid check finds a
+      // connection that died silently: LISTEN_CHECK_MS plus the query timeout.
       {
         retryLimit: Infinity,
         retryTimeout: 0,
-        retryInterval: (attempt: number) => Math.min(10_000, 250 * 2 ** attempt),
-        paranoidChecking: 10_000,
+        retryInterval: (attempt: number) => Math.min(2_000, 250 * 2 ** attempt),
+        paranoidChecking: LISTEN_CHECK_MS,
       },
     );
     listener = subscriber;
     subscriber.notifications.on(OUTBOX_CHANNEL, () => relay!.requestDrain('notify'));
     subscriber.events.on('connected', () => relay!.requestDrain('connect'));
-    subscriber.events.on('reconnect', (attempt) => logger.warn({ attempt }, 'LISTEN connection lost; reconnecting'));
-    subscriber.events.on('error', (err) => logger.error({ err }, 'LISTEN connection error'));
+    subscriber.events.on('reconnect', (attempt) => {
+      if (attempt === 1) logger.warn({ op: 'LISTEN' }, 'LISTEN connection lost; reconnecting (the safety poll carries the load)');
+      else logger.debug({ attempt }, 'LISTEN reconnect attempt');
+    });
+    subscriber.events.on('connected', () => logger.info({ op: 'LISTEN' }, 'LISTEN connected; catch-up drain requested'));
+    subscriber.events.on('error', (err) => logger.error({ err, op: 'LISTEN' }, 'LISTEN connection error'));
     await subscriber.connect();
     await subscriber.listenTo(OUTBOX_CHANNEL);
   }
@@ -84,8 +96,9 @@ export function buildRelayApp(config: RelayConfig, logger: Logger, overrides: Re
         await listen();
         return;
       } catch (err) {
-        const delayMs = backoffDelay(attempt, { baseMs: 250, maxMs: 10_000 });
-        logger.error({ err, delayMs }, 'LISTEN connection failed; the safety poll carries the load until it is back');
+        const delayMs = backoffDelay(attempt, { baseMs: 250, maxMs: 2_000 });
+        const log = attempt === 0 ? 'error' : 'debug';
+        logger[log]({ err, delayMs, op: 'LISTEN' }, 'LISTEN connection failed; the safety poll carries the load until it is back');
         await listener?.close().catch(() => undefined);
         listener = undefined;
         await sleep(delayMs, stopping.signal);
@@ -120,7 +133,7 @@ export function buildRelayApp(config: RelayConfig, logger: Logger, overrides: Re
         // Rows that failed while the broker was away (or before it was first reached) are due again at once.
         makeBackedOffRowsDue(db)
           .then(() => relay!.requestDrain('broker'))
-          .catch((err: unknown) => logger.error({ err }, 'could not reschedule rows after broker reconnect'));
+          .catch((err: unknown) => logger.error({ err, op: 'reschedule outbox rows' }, 'could not reschedule rows after broker reconnect'));
       });
       timers.push(setInterval(() => relay!.requestDrain('poll'), config.OUTBOX_POLL_INTERVAL_MS));
       timers.push(
@@ -137,7 +150,7 @@ export function buildRelayApp(config: RelayConfig, logger: Logger, overrides: Re
             logger,
           )
             .then(() => undefined)
-            .catch((err: unknown) => logger.error({ err }, 'retention sweep failed'))
+            .catch((err: unknown) => logger.error({ err, op: 'retention sweep' }, 'retention sweep failed'))
             .finally(() => {
               sweeping = undefined;
             });

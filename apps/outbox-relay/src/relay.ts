@@ -1,5 +1,5 @@
 import { claimOutboxBatch, markOutboxPublished, recordOutboxFailure, type Db, type OutboxRow } from '@foodies/db';
-import { backoffDelay, sleep, type BackoffPolicy, type Logger } from '@foodies/platform';
+import { backoffDelay, during, sleep, type BackoffPolicy, type Logger } from '@foodies/platform';
 import type { OutboxPublisher, PublishOutcome } from './publisher.js';
 import type { RelayMetrics } from './metrics.js';
 
@@ -30,8 +30,11 @@ export interface RelayOptions {
   afterPublish?: (rows: OutboxRow[], outcomes: PublishOutcome[]) => Promise<void> | void;
 }
 
-/** A drain that failed (database down) is retried after this backoff, never in a tight loop. */
-const DRAIN_RETRY: BackoffPolicy = { baseMs: 200, maxMs: 10_000 };
+/**
+ * A drain that failed (database down) is retried after this backoff, never in a tight loop;
+ * at most 2 s apart, so rows go out within about 2 s of the database's return.
+ */
+const DRAIN_RETRY: BackoffPolicy = { baseMs: 200, maxMs: 2_000 };
 
 /**
  * Moves committed outbox rows to the broker. Wake-ups (NOTIFY, the safety poll, a
@@ -83,10 +86,12 @@ export class OutboxRelay {
         let more: boolean;
         try {
           more = await this.drainBatch(freed, missed);
+          if (failures > 0) this.options.logger.info({ failures }, 'outbox drain works again');
           failures = 0;
         } catch (err) {
           const delayMs = backoffDelay(failures++, DRAIN_RETRY);
-          this.options.logger.error({ err, delayMs }, 'outbox drain failed; retrying');
+          // One line per outage, not one per retry; the rows stay unpublished and are retried.
+          this.options.logger[failures === 1 ? 'error' : 'debug']({ err, delayMs, failures }, 'outbox drain failed; retrying');
           await sleep(delayMs, this.stopping.signal);
           this.pending ??= trigger;
           break;
@@ -116,8 +121,8 @@ export class OutboxRelay {
    */
   private drainBatch(freed: Set<bigint>, missed: { rows: number; maxWaitedMs: number }): Promise<boolean> {
     const { db, publisher, metrics, logger, maxAttempts, rowRetry, missedWakeUpAfterMs } = this.options;
-    return db.transaction().execute(async (tx) => {
-      const rows = await claimOutboxBatch(tx, this.options.batchSize);
+    const batch = db.transaction().execute(async (tx) => {
+      const rows = await during('claim outbox batch', claimOutboxBatch(tx, this.options.batchSize));
       if (rows.length === 0) return false;
       const outcomes = await publisher.publishAll(rows);
       await this.options.afterPublish?.(rows, outcomes);
@@ -142,7 +147,10 @@ export class OutboxRelay {
         const park = rowFailure && row.rowFailures + 1 >= maxAttempts;
         // A parked head no longer holds its order back: its next row is claimable now.
         if (park && row.hasNext) released.push(row.orderId);
-        await recordOutboxFailure(tx, row.id, { error: outcome.error, rowFailure, retryInMs: backoffDelay(row.attempts, rowRetry), park });
+        await during(
+          'record publish failure',
+          recordOutboxFailure(tx, row.id, { error: outcome.error, rowFailure, retryInMs: backoffDelay(row.attempts, rowRetry), park }),
+        );
         const log = logger.child({ outboxId: row.id.toString(), orderId: row.orderId.toString(), eventId: row.eventId });
         if (park) {
           metrics.parkedTotal.inc();
@@ -154,10 +162,11 @@ export class OutboxRelay {
           log.warn({ attempts: row.attempts + 1, kind: outcome.kind, error: outcome.error }, 'publish failed; row will be retried');
         }
       }
-      await markOutboxPublished(tx, published);
+      await during('mark outbox rows published', markOutboxPublished(tx, published));
       metrics.published.inc(published.length);
       for (const orderId of released) freed.add(orderId);
       return rows.length === this.options.batchSize || released.length > 0;
     });
+    return during('commit outbox batch', batch);
   }
 }

@@ -4,3 +4,4 @@ export * from './wait.js';
 export * from './memory.js';
 export * from './fixtures.js';
 export * from './tcp-proxy.js';
+export * from './log-check.js';

@@ -73,3 +73,19 @@ export function testDbEnv(database: Pick<TestDatabase, 'name'>): { DB_URL: strin
     DB_PASSWORD: decodeURIComponent(admin.password),
   };
 }
+
+/**
+ * Terminates every session of `database` whose application_name starts with `application`
+ * (pg_terminate_backend: what a database restart or failover does to its clients, without
+ * disturbing anyone else on the shared server). Returns how many were terminated.
+ */
+export async function terminateBackends(database: Pick<TestDatabase, 'name'>, application: string): Promise<number> {
+  return admin(async (c) => {
+    const { rows } = await c.query<{ n: string }>(
+      `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) AS n FROM pg_stat_activity
+       WHERE datname = $1 AND application_name LIKE $2 AND pid <> pg_backend_pid()`,
+      [database.name, `${application}%`],
+    );
+    return Number(rows[0]?.n ?? 0);
+  });
+}

@@ -1,4 +1,6 @@
 import net from 'node:net';
+import { TEST_DATABASE_URL, type Teardown, type TestDatabase } from './postgres.js';
+import { TEST_RABBIT } from './rabbit.js';
 
 interface Pair {
   client: net.Socket;
@@ -13,13 +15,16 @@ interface Pair {
  *   connections are accepted and then hang; heal() lets everything flow again, as TCP's
  *   retransmissions would (a side that closed meanwhile is then closed on the other side);
  * - loseReplies(): from now on the server's bytes are dropped on the way back (a request
- *   that arrives and runs, its answer lost), until heal().
+ *   that arrives and runs, its answer lost), until heal();
+ * - loseRequests(): the client's bytes are dropped on the way there (a request that never
+ *   arrives), until heal().
  */
 export class TcpProxy {
   private server: net.Server | undefined;
   private readonly pairs = new Set<Pair>();
   private silent = false;
   private dropReplies = false;
+  private dropRequests = false;
   port = 0;
 
   constructor(
@@ -46,7 +51,9 @@ export class TcpProxy {
     client.on('close', () => {
       if (!this.silent) this.drop(pair);
     });
-    client.on('data', (chunk) => pair.upstream?.write(chunk));
+    client.on('data', (chunk) => {
+      if (!this.dropRequests) pair.upstream?.write(chunk);
+    });
     if (this.silent) client.pause();
     else this.connectUpstream(pair);
   }
@@ -92,10 +99,16 @@ export class TcpProxy {
     this.dropReplies = true;
   }
 
-  /** Ends blackhole() and loseReplies(): held bytes flow, held connections go through, closed sides close. */
+  /** Drops the client's bytes on the way there from now on (see the class comment). */
+  loseRequests(): void {
+    this.dropRequests = true;
+  }
+
+  /** Ends blackhole(), loseReplies() and loseRequests(): held bytes flow, held connections go through, closed sides close. */
   heal(): void {
     this.silent = false;
     this.dropReplies = false;
+    this.dropRequests = false;
     for (const pair of [...this.pairs]) {
       if (pair.client.destroyed || pair.upstream?.destroyed) {
         this.drop(pair);
@@ -111,4 +124,21 @@ export class TcpProxy {
   get connections(): number {
     return this.pairs.size;
   }
+}
+
+/** A proxy in front of the test database, and the DB_URL that reaches it through the proxy. */
+export async function databaseProxy(t: Teardown, database: Pick<TestDatabase, 'name'>): Promise<{ proxy: TcpProxy; DB_URL: string }> {
+  const target = new URL(TEST_DATABASE_URL);
+  const proxy = new TcpProxy(target.hostname, Number(target.port || 5432));
+  const port = await proxy.start();
+  t.teardown(() => proxy.cut());
+  return { proxy, DB_URL: `postgres://127.0.0.1:${port}/${database.name}` };
+}
+
+/** A proxy in front of the test broker, and the RABBITMQ_PORT that reaches it. */
+export async function rabbitProxy(t: Teardown): Promise<{ proxy: TcpProxy; RABBITMQ_PORT: number }> {
+  const proxy = new TcpProxy(TEST_RABBIT.RABBITMQ_HOST, TEST_RABBIT.RABBITMQ_PORT);
+  const port = await proxy.start();
+  t.teardown(() => proxy.cut());
+  return { proxy, RABBITMQ_PORT: port };
 }
