@@ -1,4 +1,5 @@
 import t from 'tap';
+import { randomUUID } from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +12,8 @@ import {
   testRabbit,
   waitFor,
   eventBody,
+  newOrderId,
+  terminateBackends,
   testDbEnv,
 } from '@foodies/testkit';
 
@@ -89,22 +92,26 @@ t.test('npm start runs all three apps with prefixes, answers an order, and stops
   const event = stockConfirmedEvent();
   const publisher = rabbit.createPublisher({ confirm: true });
   t.teardown(() => publisher.close());
-  await publisher.send(
-    { exchange: names.exchange, routingKey: 'order.stock-confirmed', contentType: 'application/json' },
-    eventBody(event),
-  );
-  await waitFor(
-    'answer published by the relay',
-    async () => {
-      const row = await database.db
-        .selectFrom('outbox')
-        .select('published_at')
-        .where('order_id', '=', event.orderId as bigint)
-        .executeTakeFirst();
-      return row?.published_at ?? undefined;
-    },
-    30_000,
-  );
+  const answered = async (orderId: bigint) => {
+    await publisher.send(
+      { exchange: names.exchange, routingKey: 'order.stock-confirmed', contentType: 'application/json' },
+      eventBody({ ...event, eventId: randomUUID(), orderId }),
+    );
+    await waitFor(
+      'answer published by the relay',
+      async () => {
+        const row = await database.db.selectFrom('outbox').select('published_at').where('order_id', '=', orderId).executeTakeFirst();
+        return row?.published_at ?? undefined;
+      },
+      30_000,
+    );
+  };
+  await answered(event.orderId as bigint);
+
+  // A database restart as the three processes see it: every connection of theirs terminated.
+  t.ok((await terminateBackends(database, 'payment-')) >= 3, "the apps' connections were terminated");
+  await answered(newOrderId());
+  t.notMatch(output, /exited|fatal error/, 'no process exited for a database restart');
 
   child.kill('SIGINT');
   const [code] = (await once(child, 'exit')) as [number | null];

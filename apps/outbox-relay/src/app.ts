@@ -30,9 +30,6 @@ export interface RelayApp {
   close(): Promise<void>;
 }
 
-/** How often the LISTEN connection is checked with a query, ms (pg-listen's paranoid check). */
-const LISTEN_CHECK_MS = 10_000;
-
 /** Builds the relay without starting it; main.ts wires env, signals and listen. */
 export function buildRelayApp(config: RelayConfig, logger: Logger, overrides: RelayOverrides = {}): RelayApp {
   const connection = pgConnectionFromEnv(config);
@@ -65,12 +62,12 @@ export function buildRelayApp(config: RelayConfig, logger: Logger, overrides: Re
       { ...connectionSettings({ ...connection, applicationName: 'payment-outbox-relay-listener' }) },
       // Reconnect forever, every 250 ms at first and at most every 2 s, so the catch-up drain
       // (on 'connected') runs soon after the database returns. The paranoid check finds a
-      // connection that died silently: LISTEN_CHECK_MS plus the query timeout.
+      // connection that died silently: OUTBOX_LISTEN_CHECK_MS plus the query timeout.
       {
         retryLimit: Infinity,
         retryTimeout: 0,
         retryInterval: (attempt: number) => Math.min(2_000, 250 * 2 ** attempt),
-        paranoidChecking: LISTEN_CHECK_MS,
+        paranoidChecking: config.OUTBOX_LISTEN_CHECK_MS,
       },
     );
     listener = subscriber;

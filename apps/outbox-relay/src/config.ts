@@ -17,6 +17,7 @@ export const RelayConfigSchema = Type.Object({
     description: 'must be an integer from 1 to 5000 (rows claimed and published per transaction)',
   }),
   OUTBOX_POLL_INTERVAL_MS: PositiveMs(2_000, 'safety-net poll for rows whose NOTIFY was missed'),
+  OUTBOX_LISTEN_CHECK_MS: PositiveMs(10_000, 'how often the LISTEN connection is checked with a query'),
   OUTBOX_PUBLISH_TIMEOUT_MS: PositiveMs(5_000, 'a publish without a broker confirm after this counts as failed'),
   OUTBOX_MAX_ATTEMPTS: Type.Integer({
     minimum: 1,
