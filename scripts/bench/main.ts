@@ -3,13 +3,12 @@
  * with a correctness check after every run and the machine's own ceiling for comparison.
  * Prints medians (with min–max) of --runs repeats per mode. See --help.
  */
-import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { createTestDatabase } from '@foodies/testkit';
 import { measureCeiling } from './ceiling.js';
 import { percentile, runLoad, type RunResult } from './load.js';
 import { HELP, parseBenchArgs } from './options.js';
-import { startStack } from './stack.js';
+import { buildApps, startStack } from './stack.js';
 
 const parsed = (() => {
   try {
@@ -36,8 +35,7 @@ const range = (values: number[], digits = 1) =>
 
 if (!options.tsx) {
   say('building the apps (npm run build)…');
-  const build = spawnSync('npm', ['run', '--silent', 'build'], { stdio: ['ignore', 2, 2] });
-  if (build.status !== 0) {
+  if (!buildApps()) {
     say('bench: npm run build failed');
     process.exit(1);
   }

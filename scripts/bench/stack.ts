@@ -1,5 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import { Connection } from 'rabbitmq-client';
 import { createTestDatabase, TEST_RABBIT, uniqueName, waitFor, type TestDatabase, testDbEnv } from '@foodies/testkit';
 
@@ -7,6 +8,10 @@ export interface AppProcess {
   name: string;
   child: ChildProcess;
   output: string[];
+  /** The workspace it runs (consumer, outbox-relay, admin-api). */
+  workspace: string;
+  /** Its health (or admin API) listener: http://127.0.0.1:port. */
+  address: string;
 }
 
 export interface Stack {
@@ -15,7 +20,30 @@ export interface Stack {
   queue: string;
   rabbit: Connection;
   apps: AppProcess[];
+  /** Starts `app` again on the same port (a supervisor's restart after it was killed); the new process replaces it in `apps`. */
+  restart(app: AppProcess): AppProcess;
   close(): Promise<void>;
+}
+
+/** A port nothing listens on right now. */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** The variable each app's listener port comes from. */
+const PORT_VARIABLE: Record<string, string> = {
+  consumer: 'CONSUMER_HEALTH_PORT',
+  'outbox-relay': 'RELAY_HEALTH_PORT',
+  'admin-api': 'PORT',
+};
+
+/** `npm run build`, with its output on stderr; false when it failed. */
+export function buildApps(): boolean {
+  return spawnSync('npm', ['run', '--silent', 'build'], { stdio: ['ignore', 2, 2] }).status === 0;
 }
 
 const CLK_TCK = 100;
@@ -41,10 +69,16 @@ export async function startStack(options: {
   profileDir?: string;
   tsx: boolean;
   logLevel: string;
+  /** Also run one admin API. */
+  adminApi?: boolean;
+  /** Variables over the defaults, given the fresh database (chaos points the apps at its proxies). */
+  env?: (database: TestDatabase) => Record<string, string>;
 }): Promise<Stack> {
   const cleanups: Array<() => unknown> = [];
   const database = await createTestDatabase({ teardown: (fn) => cleanups.unshift(fn) });
-  const rabbit = new Connection({ ...toClient(TEST_RABBIT), connectionName: 'payment-bench', noDelay: true });
+  const rabbit = new Connection({ ...toClient(TEST_RABBIT), connectionName: 'payment-bench', noDelay: true, retryHigh: 2_000 });
+  // It reconnects by itself (npm run chaos restarts the broker under it); an unhandled 'error' would end the harness.
+  rabbit.on('error', () => undefined);
   const exchange = uniqueName('bench.events');
   const queue = uniqueName('bench.stock-confirmed');
   const env = {
@@ -61,9 +95,10 @@ export async function startStack(options: {
     LOG_LEVEL: options.logLevel,
     // Added to, not replacing, what the bench was given (tap's coverage hook, a user's flags).
     NODE_OPTIONS: [process.env.NODE_OPTIONS, APP_NODE_OPTIONS].filter(Boolean).join(' '),
+    ...options.env?.(database),
   };
   const apps: AppProcess[] = [];
-  const start = (name: string, workspace: string) => {
+  const start = (name: string, workspace: string, port: number) => {
     // One directory per app: node names each thread's profile itself (tsx's loader runs in a
     // second thread, so a fixed --cpu-prof-name would let it overwrite the main thread's).
     const profile = options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}/${name}`] : [];
@@ -71,16 +106,17 @@ export async function startStack(options: {
       ? ['--conditions=@foodies/source', '--import', 'tsx', `apps/${workspace}/src/main.ts`]
       : [`apps/${workspace}/dist/main.js`];
     const child = spawn(process.execPath, [...profile, ...entry], {
-      env,
+      env: { ...env, HOST: '127.0.0.1', [PORT_VARIABLE[workspace]!]: String(port) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const app = { name, child, output: [] as string[] };
+    const app = { name, child, workspace, address: `http://127.0.0.1:${port}`, output: [] as string[] };
     child.stdout!.on('data', (c: Buffer) => app.output.push(c.toString()));
     child.stderr!.on('data', (c: Buffer) => app.output.push(c.toString()));
-    apps.push(app);
+    return app;
   };
-  for (let i = 0; i < options.consumers; i++) start(`consumer-${i + 1}`, 'consumer');
-  for (let i = 0; i < options.relays; i++) start(`relay-${i + 1}`, 'outbox-relay');
+  for (let i = 0; i < options.consumers; i++) apps.push(start(`consumer-${i + 1}`, 'consumer', await freePort()));
+  for (let i = 0; i < options.relays; i++) apps.push(start(`relay-${i + 1}`, 'outbox-relay', await freePort()));
+  if (options.adminApi) apps.push(start('admin-api', 'admin-api', await freePort()));
   // Declared by the consumer at start; wait until it is bound.
   await waitFor(
     'consumers subscribed',
@@ -97,6 +133,11 @@ export async function startStack(options: {
     queue,
     rabbit,
     apps,
+    restart(app) {
+      const next = start(app.name, app.workspace, Number(new URL(app.address).port));
+      apps[apps.indexOf(app)] = next;
+      return next;
+    },
     async close() {
       for (const app of apps) app.child.kill('SIGTERM');
       await Promise.all(apps.map((a) => (a.child.exitCode === null ? new Promise((r) => a.child.once('exit', r)) : undefined)));

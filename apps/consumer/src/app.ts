@@ -12,9 +12,11 @@ import {
   pgConnectionFromEnv,
   sleep,
   ServiceError,
+  type BackoffPolicy,
   type Logger,
 } from '@foodies/platform';
 import {
+  PaymentInFlightError,
   PaymentService,
   PgLedgerStore,
   PgPaymentRepository,
@@ -60,6 +62,19 @@ function bodyBuffer(body: unknown): Buffer {
   if (Buffer.isBuffer(body)) return body;
   if (typeof body === 'string') return Buffer.from(body, 'utf8');
   return Buffer.from(JSON.stringify(body ?? null), 'utf8');
+}
+
+/**
+ * How long a message waits before its next attempt. A payment held by another delivery can be
+ * taken over when that lease runs out, so it waits until then (plus up to a quarter second,
+ * so that replicas do not all come at once), within the backoff's bounds; anything else backs
+ * off exponentially.
+ */
+function retryDelay(err: unknown, attempt: number, policy: BackoffPolicy): number {
+  const expiresAt = err instanceof PaymentInFlightError ? err.leaseExpiresAt : undefined;
+  if (!expiresAt) return backoffDelay(attempt, policy);
+  const untilExpiry = expiresAt.getTime() - Date.now() + Math.round(Math.random() * 250);
+  return Math.min(policy.maxMs, Math.max(policy.baseMs, untilExpiry));
 }
 
 /** Probes of an unreachable database: a quarter second at first, then every 1 to 2 s (equal jitter), so work resumes within 2 s of its return. */
@@ -179,7 +194,7 @@ export function buildConsumerApp(config: ConsumerConfig, logger: Logger, overrid
             if (!(await database.wait())) return ConsumerStatus.REQUEUE;
             continue;
           }
-          const delayMs = backoffDelay(attempt, { baseMs: config.RETRY_BASE_MS, maxMs: config.RETRY_MAX_MS });
+          const delayMs = retryDelay(err, attempt, { baseMs: config.RETRY_BASE_MS, maxMs: config.RETRY_MAX_MS });
           const level = code === 'PAYMENT_IN_FLIGHT' ? 'info' : 'error';
           logger[level]({ err, attempt, delayMs, messageId: msg.messageId }, 'processing failed; message kept and retried');
           if (!(await sleep(delayMs, stopping.signal))) return ConsumerStatus.REQUEUE;

@@ -122,7 +122,7 @@ export class StockConfirmedHandler {
 
   /** A new event for an order that already has a payment: publish its recorded outcome again. */
   private async republishPayment(event: StockConfirmedEvent, record: PaymentRecord, log: WorkLogger): Promise<Answered> {
-    if (isInFlight(record.status)) throw new PaymentInFlightError(event.orderId);
+    if (isInFlight(record.status)) throw new PaymentInFlightError(event.orderId, record.leaseExpiresAt);
     await during(
       'republish answer',
       this.deps.db

@@ -39,6 +39,7 @@ export function toPaymentRecord(row: PaymentRow): PaymentRecord {
     failureCode: row.failure_code as PaymentFailureCode | null,
     createdAt: row.created_at,
     processedAt: row.processed_at,
+    leaseExpiresAt: row.lease_expires_at,
   };
 }
 

@@ -67,6 +67,8 @@ export interface PaymentRecord {
   failureCode: PaymentFailureCode | null;
   createdAt: Date;
   processedAt: Date | null;
+  /** While in flight: until when its current holder owns it (the database's clock). Not part of the API. */
+  leaseExpiresAt?: Date | null;
 }
 
 export interface ProcessPaymentRequest {

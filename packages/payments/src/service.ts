@@ -8,7 +8,11 @@ import type { PaymentRepository } from './repository.js';
 
 /** Another consumer holds a live lease on this order's payment: retry after it finishes. */
 export class PaymentInFlightError extends TransientError {
-  constructor(orderId: bigint) {
+  constructor(
+    orderId: bigint,
+    /** When the holder's lease runs out, if known: the earliest moment a retry can take the payment over. */
+    readonly leaseExpiresAt?: Date | null,
+  ) {
     super('PAYMENT_IN_FLIGHT', `payment of order ${orderId} is being processed by another consumer`);
   }
 }
@@ -80,7 +84,7 @@ export class PaymentService {
       }
       if (!isInFlight(existing.status)) return { kind: 'AlreadyProcessed', paymentRecord: existing };
       payment = await during('take over payment', repository.takeOver(existing.id, this.lease(owner)));
-      if (!payment) throw new PaymentInFlightError(request.orderId);
+      if (!payment) throw new PaymentInFlightError(request.orderId, existing.leaseExpiresAt);
     }
     return this.finish(payment, owner, record);
   }

@@ -11,7 +11,7 @@ import type { AnswerRows, Claim, Lease, OrderRejection, StatusChange } from '@fo
 
 /** In-memory fakes for unit tests only (the spec's InMemoryPaymentRepository). */
 export class InMemoryPaymentRepository implements PaymentRepository {
-  readonly rows = new Map<bigint, PaymentRecord & { leaseExpiresAt: number | null; leaseOwner: string | null }>();
+  readonly rows = new Map<bigint, PaymentRecord & { leaseUntilMs: number | null; leaseOwner: string | null }>();
   /** Orders answered by a rejection; a claim for them finds an answer and charges nothing. */
   readonly rejections = new Map<bigint, OrderRejection>();
   /** The answers committed with final statuses, in order (what PostgreSQL would put in inbox/outbox). */
@@ -34,7 +34,7 @@ export class InMemoryPaymentRepository implements PaymentRepository {
       failureCode: null,
       createdAt: new Date(),
       processedAt: null,
-      leaseExpiresAt: null,
+      leaseUntilMs: null,
       leaseOwner: null,
     };
     this.rows.set(record.id, record);
@@ -45,19 +45,19 @@ export class InMemoryPaymentRepository implements PaymentRepository {
     if (this.rejections.has(request.orderId) || [...this.rows.values()].some((r) => r.orderId === request.orderId))
       return { kind: 'order-answered' };
     const payment = await this.create(request);
-    Object.assign(this.rows.get(payment.id)!, { leaseExpiresAt: Date.now() + lease.ms, leaseOwner: lease.owner });
+    Object.assign(this.rows.get(payment.id)!, { leaseUntilMs: Date.now() + lease.ms, leaseOwner: lease.owner });
     return { kind: 'claimed', payment };
   }
   async takeOver(paymentId: bigint, lease: Lease) {
     const row = this.rows.get(paymentId);
     if (!row || !IN_FLIGHT_STATUSES.includes(row.status)) return undefined;
-    if ((row.leaseExpiresAt ?? 0) >= Date.now() && row.leaseOwner !== lease.owner) return undefined;
-    Object.assign(row, { status: 'PROCESSING', leaseExpiresAt: Date.now() + lease.ms, leaseOwner: lease.owner });
+    if ((row.leaseUntilMs ?? 0) >= Date.now() && row.leaseOwner !== lease.owner) return undefined;
+    Object.assign(row, { status: 'PROCESSING', leaseUntilMs: Date.now() + lease.ms, leaseOwner: lease.owner });
     return { ...row };
   }
   async releaseLease(paymentId: bigint, owner: string) {
     const row = this.rows.get(paymentId);
-    if (row && row.leaseOwner === owner) row.leaseExpiresAt = Date.now() - 1;
+    if (row && row.leaseOwner === owner) row.leaseUntilMs = Date.now() - 1;
   }
   async findById(id: bigint) {
     const row = this.rows.get(id);
@@ -84,7 +84,7 @@ export class InMemoryPaymentRepository implements PaymentRepository {
     if (change.failureReason !== undefined) row.failureReason = change.failureReason;
     if (change.failureCode !== undefined) row.failureCode = change.failureCode;
     if (change.processedAt !== undefined) row.processedAt = change.processedAt;
-    if (!IN_FLIGHT_STATUSES.includes(change.status)) Object.assign(row, { leaseExpiresAt: null, leaseOwner: null });
+    if (!IN_FLIGHT_STATUSES.includes(change.status)) Object.assign(row, { leaseUntilMs: null, leaseOwner: null });
     if (answer) this.answers.push(answer);
     return true;
   }
