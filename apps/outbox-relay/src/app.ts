@@ -55,38 +55,44 @@ export function buildRelayApp(config: RelayConfig, logger: Logger, overrides: Re
     ),
   });
 
+  const stopping = new AbortController();
+  let closing: Promise<void> | undefined;
+  let listening: Promise<void> | undefined;
+
+  /**
+   * One LISTEN connection. pg-listen is told not to reconnect by itself (retryLimit 1): its
+   * reconnect loop cannot be stopped by close() and would outlive the relay. So losing the
+   * connection (an error, the server ending it, or the paranoid check failing on a silent
+   * link: OUTBOX_LISTEN_CHECK_MS plus the query timeout) surfaces as 'error', and
+   * keepListening opens a new one. Each new connection runs a catch-up drain once LISTEN is
+   * in place, for the notifications sent while it was away.
+   */
   async function listen(): Promise<void> {
     // pg-listen is CommonJS with `exports.default`; from ESM that sits under .default.
     const subscriber = pgListen.default(
-      // The pool's timeouts: the paranoid check below fails within the query timeout on a silent link.
+      // The pool's timeouts: the paranoid check fails within the query timeout on a silent link.
       { ...connectionSettings({ ...connection, applicationName: 'payment-outbox-relay-listener' }) },
-      // Reconnect forever, every 250 ms at first and at most every 2 s, so the catch-up drain
-      // (on 'connected') runs soon after the database returns. The paranoid check finds a
-      // connection that died silently: OUTBOX_LISTEN_CHECK_MS plus the query timeout.
-      {
-        retryLimit: Infinity,
-        retryTimeout: 0,
-        retryInterval: (attempt: number) => Math.min(2_000, 250 * 2 ** attempt),
-        paranoidChecking: config.OUTBOX_LISTEN_CHECK_MS,
-      },
+      { retryLimit: 1, paranoidChecking: config.OUTBOX_LISTEN_CHECK_MS },
     );
     listener = subscriber;
     subscriber.notifications.on(OUTBOX_CHANNEL, () => relay!.requestDrain('notify'));
-    subscriber.events.on('connected', () => relay!.requestDrain('connect'));
-    subscriber.events.on('reconnect', (attempt) => {
-      if (attempt === 1) logger.warn({ op: 'LISTEN' }, 'LISTEN connection lost; reconnecting (the safety poll carries the load)');
-      else logger.debug({ attempt }, 'LISTEN reconnect attempt');
-    });
-    subscriber.events.on('connected', () => logger.info({ op: 'LISTEN' }, 'LISTEN connected; catch-up drain requested'));
-    subscriber.events.on('error', (err) => logger.error({ err, op: 'LISTEN' }, 'LISTEN connection error'));
+    subscriber.events.on('error', (err) => lost(subscriber, err));
     await subscriber.connect();
     await subscriber.listenTo(OUTBOX_CHANNEL);
+    if (stopping.signal.aborted) return;
+    logger.info({ op: 'LISTEN' }, 'LISTEN connected; catch-up drain requested');
+    relay!.requestDrain('connect');
   }
 
-  const stopping = new AbortController();
-  let closing: Promise<void> | undefined;
+  function lost(subscriber: Subscriber, err: Error): void {
+    if (listener !== subscriber || stopping.signal.aborted) return;
+    listener = undefined;
+    logger.warn({ err, op: 'LISTEN' }, 'LISTEN connection lost; reconnecting (the safety poll carries the load)');
+    void subscriber.close().catch(() => undefined);
+    listening = keepListening();
+  }
 
-  /** pg-listen reconnects by itself once connected; until the first connect succeeds, we retry. */
+  /** Opens LISTEN, retrying with backoff (at most 2 s apart) until it works or the relay stops. */
   async function keepListening(): Promise<void> {
     for (let attempt = 0; !stopping.signal.aborted; attempt++) {
       try {
@@ -96,8 +102,9 @@ export function buildRelayApp(config: RelayConfig, logger: Logger, overrides: Re
         const delayMs = backoffDelay(attempt, { baseMs: 250, maxMs: 2_000 });
         const log = attempt === 0 ? 'error' : 'debug';
         logger[log]({ err, delayMs, op: 'LISTEN' }, 'LISTEN connection failed; the safety poll carries the load until it is back');
-        await listener?.close().catch(() => undefined);
+        const failed = listener;
         listener = undefined;
+        void failed?.close().catch(() => undefined);
         await sleep(delayMs, stopping.signal);
       }
     }
@@ -153,7 +160,7 @@ export function buildRelayApp(config: RelayConfig, logger: Logger, overrides: Re
             });
         }, config.RETENTION_INTERVAL_MS),
       );
-      const listening = keepListening();
+      listening = keepListening();
       await Promise.race([listening, sleep(5_000, stopping.signal)]);
       logger.info(
         { exchange: config.RABBITMQ_PUBLISH_EXCHANGE, batchSize: config.OUTBOX_BATCH_SIZE, pollIntervalMs: config.OUTBOX_POLL_INTERVAL_MS },
@@ -165,7 +172,9 @@ export function buildRelayApp(config: RelayConfig, logger: Logger, overrides: Re
       closing ??= (async () => {
         stopping.abort();
         for (const timer of timers) clearInterval(timer);
-        await listener?.close().catch(() => undefined);
+        // A connection that died silently may never confirm its close: do not wait for it long.
+        await Promise.race([listener?.close().catch(() => undefined), sleep(1_000)]);
+        await listening;
         await relay?.stop();
         await sweeping;
         await publisher?.close();
