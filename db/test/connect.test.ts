@@ -86,7 +86,7 @@ t.test('a connection whose statement hit the client timeout is discarded, not re
   const started = Date.now();
   const err = await run('SELECT $1::int AS n', [1]).catch((e: unknown) => e);
   t.ok(isConnectionFailure(err), `a silent link fails the statement as a connection failure (${(err as Error).message})`);
-  t.ok(Date.now() - started < 2000, 'within the query timeout and its one-second grace');
+  t.ok(Date.now() - started < 10_000, 'by the query timeout and its one-second grace (1.3 s), not a hang');
   proxy.heal();
   t.not(await backend(), before, 'the next statement gets a fresh connection');
 });

@@ -42,7 +42,8 @@ t.test('the admin API through database outages: 503 with a JSON body, liveness 2
     const started = Date.now();
     const res = await get('/payments/42');
     t.equal(res.statusCode, 503);
-    t.ok(Date.now() - started < 3_000, `answered after ${Date.now() - started} ms, not left hanging`);
+    // Expected ~1.3 s (statement timeout + grace); the bound only tells a timeout from a hang on a busy machine.
+    t.ok(Date.now() - started < 10_000, `answered after ${Date.now() - started} ms, not left hanging`);
     proxy.heal();
     await waitFor('served again', async () => (await get('/payments/42')).statusCode === 404);
   });
