@@ -1,6 +1,6 @@
 import t from 'tap';
-import { captureLogger } from '@foodies/testkit';
-import { lazyChild } from '@foodies/platform';
+import { captureLogger, logProblems } from '@foodies/testkit';
+import { during, lazyChild } from '@foodies/platform';
 
 t.test('holder names, tokens and passwords are redacted', async (t) => {
   const { logger, lines } = captureLogger();
@@ -61,4 +61,52 @@ t.test('lazyChild binds fields on the lines it logs and builds no child while it
   t.equal(built, 1, 'the child is built once, on the first enabled call');
   t.match(JSON.parse(lines[0]!), { orderId: '42', eventId: 'e-1', failureCode: 'CARD_DECLINED', msg: 'payment failed', level: 40 });
   t.match(JSON.parse(lines[1]!), { orderId: '42', eventId: 'e-1', msg: 'and again', level: 50 });
+});
+
+t.test('a dependency error is logged as its type, code, severity, message and operation: no client object, no driver stack', async (t) => {
+  const { logger, lines } = captureLogger();
+  const err = Object.assign(new Error('terminating connection due to administrator command'), {
+    code: '57P01',
+    severity: 'FATAL',
+    routine: 'ProcessInterrupts',
+    // pg-pool hangs the whole client on idle errors: connection parameters, prepared statement texts.
+    client: { connectionParameters: { user: 'foodies_admin', password: 'foodies_password' }, prepared: ['INSERT INTO outbox …'] },
+  });
+  err.stack = 'error: terminating\n    at Parser.parseErrorMessage (/app/node_modules/pg-protocol/dist/parser.js:287:98)';
+  await during('commit payment outcome', Promise.reject(err)).catch((e: unknown) => logger.warn({ err: e }, 'failed'));
+  const logged = JSON.parse(lines[0]!) as { err: Record<string, unknown> };
+  t.same(logged.err, {
+    type: 'Error',
+    message: 'terminating connection due to administrator command',
+    code: '57P01',
+    severity: 'FATAL',
+    operation: 'commit payment outcome',
+  });
+  t.same(logProblems(lines), []);
+});
+
+t.test('a bug keeps the stack frames of our code only; causes and empty aggregate messages are spelled out', async (t) => {
+  const { logger, lines } = captureLogger();
+  const bug = new TypeError('x is undefined');
+  bug.stack = [
+    'TypeError: x is undefined',
+    '    at handle (/work/main/apps/consumer/src/handler.ts:10:5)',
+    '    at Socket.emit (node:events:536:35)',
+    '    at Parser.parse (/work/main/node_modules/pg-protocol/dist/parser.js:1:1)',
+  ].join('\n');
+  const refused = new AggregateError([new Error('connect ECONNREFUSED ::1:5432'), new Error('connect ECONNREFUSED 127.0.0.1:5432')], '');
+  logger.error({ err: new Error('wrapped', { cause: bug }) }, 'with a cause');
+  logger.error({ err: Object.assign(refused, { code: 'ECONNREFUSED' }) }, 'refused');
+  const [wrapped, aggregate] = lines.map((l) => JSON.parse(l) as { err: Record<string, unknown> });
+  t.match(wrapped!.err, {
+    message: 'wrapped',
+    cause: { type: 'TypeError', message: 'x is undefined', stack: 'at handle (/work/main/apps/consumer/src/handler.ts:10:5)' },
+  });
+  t.match(aggregate!.err, {
+    type: 'AggregateError',
+    code: 'ECONNREFUSED',
+    message: 'connect ECONNREFUSED ::1:5432; connect ECONNREFUSED 127.0.0.1:5432',
+  });
+  t.notOk('stack' in aggregate!.err, 'an error with a code needs no stack');
+  t.same(logProblems(lines), []);
 });
