@@ -7,23 +7,11 @@ import os from 'node:os';
 import { createTestDatabase } from '@foodies/testkit';
 import { measureCeiling } from './ceiling.js';
 import { percentile, runLoad, type RunResult } from './load.js';
+import { optionsOrExit, say } from './cli.js';
 import { HELP, parseBenchArgs } from './options.js';
 import { buildApps, startStack } from './stack.js';
 
-const parsed = (() => {
-  try {
-    return parseBenchArgs(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`bench: ${(err as Error).message}\n`);
-    process.exit(2);
-  }
-})();
-if (parsed === 'help') {
-  process.stdout.write(HELP);
-  process.exit(0);
-}
-const options = parsed;
-const say = (line: string) => process.stderr.write(`${line}\n`);
+const options = optionsOrExit('bench', parseBenchArgs, HELP);
 const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '-');
 const med = (values: number[]) =>
   percentile(

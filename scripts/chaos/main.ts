@@ -7,22 +7,10 @@ import { TcpProxy, TEST_DATABASE_URL, TEST_RABBIT, waitFor } from '@foodies/test
 import { buildApps, startStack, type AppProcess } from '../bench/stack.js';
 import { cannotRun, expectedSeconds, inject, type FaultRun } from './faults.js';
 import { SteadyLoad } from './load.js';
+import { optionsOrExit, say } from '../bench/cli.js';
 import { HELP, parseChaosArgs } from './options.js';
 
-const parsed = (() => {
-  try {
-    return parseChaosArgs(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`chaos: ${(err as Error).message}\n`);
-    process.exit(2);
-  }
-})();
-if (parsed === 'help') {
-  process.stdout.write(HELP);
-  process.exit(0);
-}
-const options = parsed;
-const say = (line: string) => process.stderr.write(`${line}\n`);
+const options = optionsOrExit('chaos', parseChaosArgs, HELP);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const seconds = (ms: number | undefined | null) => (ms === undefined || ms === null ? '-' : (ms / 1000).toFixed(1));
 
@@ -133,14 +121,28 @@ await sleep(3_000); // late duplicates still count
 
 // The books, read directly (not through the proxies).
 const orders = [...load.sent.keys()].map(String);
-const { rows } = await sql<{ payments: bigint; charged_orders: bigint; double_charged: bigint; payment_rows_over_one: bigint }>`
+const { rows } = await sql<{
+  payments: bigint;
+  charged_orders: bigint;
+  double_charged: bigint;
+  payment_rows_over_one: bigint;
+  paid_uncharged: bigint;
+  failed_charged: bigint;
+  failed_by_code: Record<string, number> | null;
+}>`
   WITH ours AS (SELECT unnest(${orders}::int8[]) AS order_id),
   charges AS (SELECT order_id, count(*) AS n FROM gateway_ledger WHERE outcome = 'CHARGED' AND order_id IN (SELECT order_id FROM ours) GROUP BY order_id),
-  pays AS (SELECT order_id, count(*) AS n FROM payments WHERE order_id IN (SELECT order_id FROM ours) GROUP BY order_id)
+  pays AS (SELECT order_id, count(*) AS n FROM payments WHERE order_id IN (SELECT order_id FROM ours) GROUP BY order_id),
+  mine AS (SELECT p.status, p.failure_code, c.n AS charges FROM payments p LEFT JOIN charges c USING (order_id) WHERE p.order_id IN (SELECT order_id FROM ours))
   SELECT (SELECT coalesce(sum(n), 0) FROM pays) AS payments,
          (SELECT count(*) FROM charges) AS charged_orders,
          (SELECT count(*) FROM charges WHERE n > 1) AS double_charged,
-         (SELECT count(*) FROM pays WHERE n > 1) AS payment_rows_over_one`.execute(stack.database.db);
+         (SELECT count(*) FROM pays WHERE n > 1) AS payment_rows_over_one,
+         (SELECT count(*) FROM mine WHERE status = 'SUCCEEDED' AND charges IS NULL) AS paid_uncharged,
+         (SELECT count(*) FROM mine WHERE status = 'FAILED' AND charges IS NOT NULL) AS failed_charged,
+         (SELECT json_object_agg(failure_code, n) FROM (SELECT failure_code, count(*) AS n FROM mine WHERE status = 'FAILED' GROUP BY failure_code) f) AS failed_by_code`.execute(
+  stack.database.db,
+);
 const books = rows[0]!;
 const dlq = await stack.rabbit.queueDeclare({ queue: `${stack.queue}.dlq`, passive: true }).catch(() => ({ messageCount: -1 }));
 const up = stack.apps.filter((a) => a.child.exitCode === null && a.child.signalCode === null).length;
@@ -168,6 +170,10 @@ const summary = {
   paymentRows: Number(books.payments),
   ordersWithMoreThanOnePaymentRow: Number(books.payment_rows_over_one),
   chargedOrders: Number(books.charged_orders),
+  /** Orders answered "failed" (nothing charged), by code: a gateway that cannot be reached (see README). */
+  failedByCode: books.failed_by_code ?? {},
+  paidWithoutCharge: Number(books.paid_uncharged),
+  failedWithCharge: Number(books.failed_charged),
   doubleCharges: Number(books.double_charged),
   deadLettered: dlq.messageCount,
   duplicatesAtListener: load.duplicates.length,
@@ -176,12 +182,17 @@ const summary = {
   unexpectedExits,
   settled,
 };
+const failed = Object.values(summary.failedByCode).reduce((a, b) => a + b, 0);
+// Every order answered, one payment row each, one charge for each paid order and none for a
+// failed one (a failure is only answered when the charge is known not to exist).
 const ok =
   summary.lost === 0 &&
   summary.doubleCharges === 0 &&
   summary.paymentRows === summary.orders &&
-  summary.chargedOrders === summary.orders &&
   summary.ordersWithMoreThanOnePaymentRow === 0 &&
+  summary.chargedOrders === summary.orders - failed &&
+  summary.paidWithoutCharge === 0 &&
+  summary.failedWithCharge === 0 &&
   summary.deadLettered === 0 &&
   unexpectedExits.length === 0 &&
   up === stack.apps.length &&
@@ -219,7 +230,13 @@ if (options.json) {
   out("detected: slowest app to report the dependency DOWN on /healthz/ready; next answer: from the fault's end to the next new answer.");
   for (const exit of unexpectedExits) out(`UNEXPECTED EXIT ${exit.app} (${exit.signal ?? exit.code}):\n${exit.tail}`);
   out(
-    `summary: ${summary.answered}/${summary.orders} answered, ${summary.lost} lost, ${summary.doubleCharges} double charges, ${summary.paymentRows} payment rows, ${summary.deadLettered} dead-lettered, ${summary.duplicatesAtListener} duplicate answers at the listener, ${up}/${stack.apps.length} processes up${ok ? '' : ' — FAILED'}`,
+    `summary: ${summary.answered}/${summary.orders} answered, ${summary.lost} lost, ${summary.doubleCharges} double charges, ${summary.paymentRows} payment rows, ${summary.chargedOrders} charged${
+      failed > 0
+        ? `, ${failed} answered failed (${Object.entries(summary.failedByCode)
+            .map(([c, n]) => `${c} ${n}`)
+            .join(', ')}), none of them charged`
+        : ''
+    }, ${summary.deadLettered} dead-lettered, ${summary.duplicatesAtListener} duplicate answers at the listener, ${up}/${stack.apps.length} processes up${ok ? '' : ' — FAILED'}`,
   );
 }
 

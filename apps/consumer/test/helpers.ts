@@ -1,3 +1,6 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import type { Connection } from 'rabbitmq-client';
 import type { Db } from '@foodies/db';
@@ -7,6 +10,8 @@ import { loadConsumerConfig, type ConsumerConfig } from '../src/config.js';
 import {
   captureLogger,
   createTestDatabase,
+  stockConfirmedEvent,
+  waitFor,
   rabbitNames,
   TEST_RABBIT,
   testRabbit,
@@ -107,4 +112,25 @@ export async function dumpAllTables(db: Db): Promise<string> {
     parts.push(...rows.map((r) => r.row));
   }
   return parts.join('\n');
+}
+
+const crashFixture = fileURLToPath(new URL('./fixtures/crash-after-charge.ts', import.meta.url));
+
+/**
+ * A consumer process with `config` that SIGKILLs itself right after the gateway charged one
+ * published event (before the outcome commits). Resolves once it is dead, with the event.
+ */
+export async function crashAfterCharge(t: Teardown, h: Harness, config: ConsumerConfig) {
+  const child = spawn(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', crashFixture], {
+    env: { ...process.env, CRASH_TEST_CONFIG: JSON.stringify(config) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  t.teardown(() => child.kill('SIGKILL'));
+  let stdout = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  await waitFor('crash fixture ready', () => /^ready$/m.test(stdout), 30_000);
+  const event = stockConfirmedEvent();
+  await h.publish(event);
+  const [, signal] = (await once(child, 'exit')) as [number | null, string | null];
+  return { event, orderId: event.orderId as bigint, signal };
 }

@@ -1,16 +1,12 @@
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import { countLedgerCharges, findLedgerEntry, findPaymentByOrderId, insertPayment, listStatusHistory, type Db } from '@foodies/db';
 import { idempotencyKeyForOrder } from '@foodies/domain';
 import { PgLedgerStore, PgPaymentRepository, SimulatedPaymentGateway } from '@foodies/payments';
 import { paymentRequest, stockConfirmedEvent, waitFor } from '@foodies/testkit';
 import type { ConsumerApp } from '../src/app.js';
-import { countRows, harness, testConsumerConfig, type Harness } from './helpers.js';
+import { countRows, crashAfterCharge, harness, testConsumerConfig, type Harness } from './helpers.js';
 
-const fixture = fileURLToPath(new URL('./fixtures/crash-after-charge.ts', import.meta.url));
 const gatewayLimits = { GATEWAY_TIMEOUT_MS: 200, GATEWAY_MAX_ATTEMPTS: 2 };
 /** Sweeps only when a test asks (app.sweep()), unless it sets a short interval. */
 const manualSweep = { RECOVERY_SWEEP_INTERVAL_MS: 3_600_000, RECOVERY_SWEEP_AFTER_MS: 1_000 };
@@ -46,18 +42,7 @@ t.test('a consumer killed after the charge, its message purged: the sweep finds 
   const base = { PAYMENT_LEASE_MS: 1500, ...gatewayLimits };
   // The queue has to exist before anything is published to it: the crashing consumer declares it.
   const config = testConsumerConfig(h.database, h.names, { ...base, ...manualSweep });
-  const child = spawn(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', fixture], {
-    env: { ...process.env, CRASH_TEST_CONFIG: JSON.stringify(config) },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  t.teardown(() => child.kill('SIGKILL'));
-  let stdout = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  await waitFor('crash fixture ready', () => /^ready$/m.test(stdout), 30_000);
-  const event = stockConfirmedEvent();
-  const orderId = event.orderId as bigint;
-  await h.publish(event);
-  await once(child, 'exit');
+  const { event, orderId } = await crashAfterCharge(t, h, config);
   t.equal(await countLedgerCharges(h.db, orderId), 1, 'charged before the crash');
   // RabbitMQ returned the unacked message to the queue; an operator purges it.
   await waitFor(
