@@ -147,8 +147,8 @@ t.test('PaymentRepository against PostgreSQL', async (t) => {
     t.equal(rows.inbox.length, 1, 'a refused update writes no inbox row');
     t.equal(rows.outbox.length, 1, 'a refused update writes no outbox row');
 
-    // The same event id claimed for another order before the first answer committed: that
-    // order is charged by now, so its answer is written; the inbox keeps the first order's row.
+    // The same event id used by another order (a producer bug): that order is charged by now,
+    // so its answer is written, and the inbox holds the pair for each order.
     const other = await claimNew();
     const reused = answer(other.orderId, first.inbox.eventId);
     t.equal(await repo.updateStatus(other.id, failed, reused), true, 'an event id reused by another order still finalises it');
@@ -159,39 +159,46 @@ t.test('PaymentRepository against PostgreSQL', async (t) => {
       'and writes its answer',
     );
     t.same(
-      (await db.selectFrom('inbox').select('order_id').where('event_id', '=', first.inbox.eventId).execute()).map((r) => r.order_id),
-      [claimed.orderId],
-      'the inbox row stays the first order’s',
+      (await db.selectFrom('inbox').select('order_id').where('event_id', '=', first.inbox.eventId).orderBy('order_id').execute()).map(
+        (r) => r.order_id,
+      ),
+      [claimed.orderId, other.orderId].sort((a, b) => (a < b ? -1 : 1)),
+      'one inbox row per (event id, order)',
     );
   });
 
-  t.test('a claim inserts nothing for an event already in the inbox, whatever its order', async (t) => {
-    const req = request();
-    const payment = await claimNew(req);
-    t.equal(payment.status, 'PENDING');
-    t.ok(
-      await repo.updateStatus(
-        payment.id,
-        { status: 'SUCCEEDED', transactionId: 'txn_dup', processedAt: new Date() },
-        {
-          inbox: { eventId: req.eventId, orderId: req.orderId, outcome: 'SUCCEEDED' },
-          outbox: { eventId: randomUUID(), orderId: req.orderId, eventType: 'X', routingKey: 'x', payload: '{}' },
-        },
-      ),
-    );
-    t.same(await repo.claim(req, lease(60_000)), { kind: 'event-answered' }, 'the same event again');
-    const otherOrder = request({ eventId: req.eventId });
-    t.same(await repo.claim(otherOrder, lease(60_000)), { kind: 'event-answered' }, 'the same event id for another order');
-    t.equal(await repo.findByOrderId(otherOrder.orderId), undefined, 'no payment was inserted for it');
-    t.equal(
-      (await db.selectFrom('order_answers').selectAll().where('order_id', '=', otherOrder.orderId).execute()).length,
-      0,
-      'and no answer was reserved for its order',
-    );
-    t.same(
-      await repo.claim({ ...req, eventId: randomUUID() }, lease(60_000)),
-      { kind: 'order-answered' },
-      'a new event for the paid order',
-    );
-  });
+  t.test(
+    'a claim inserts nothing for an event already in the inbox for its order; another order under the same id is claimed and reported',
+    async (t) => {
+      const req = request();
+      const payment = await claimNew(req);
+      t.equal(payment.status, 'PENDING');
+      t.ok(
+        await repo.updateStatus(
+          payment.id,
+          { status: 'SUCCEEDED', transactionId: 'txn_dup', processedAt: new Date() },
+          {
+            inbox: { eventId: req.eventId, orderId: req.orderId, outcome: 'SUCCEEDED' },
+            outbox: { eventId: randomUUID(), orderId: req.orderId, eventType: 'X', routingKey: 'x', payload: '{}' },
+          },
+        ),
+      );
+      t.same(await repo.claim(req, lease(60_000)), { kind: 'event-answered' }, 'the same event again');
+      const otherOrder = request({ eventId: req.eventId });
+      const reused = await repo.claim(otherOrder, lease(60_000));
+      t.match(reused, { kind: 'claimed', reusedBy: req.orderId }, 'the same event id for another order is claimed, naming the first order');
+      t.match(await repo.findByOrderId(otherOrder.orderId), { status: 'PENDING' }, 'its payment was inserted');
+      t.equal(
+        (await db.selectFrom('order_answers').selectAll().where('order_id', '=', otherOrder.orderId).execute()).length,
+        1,
+        'and its answer reserved',
+      );
+      t.notOk('reusedBy' in (await repo.claim(request(), lease(60_000))), 'a fresh event id reports no reuse');
+      t.same(
+        await repo.claim({ ...req, eventId: randomUUID() }, lease(60_000)),
+        { kind: 'order-answered' },
+        'a new event for the paid order',
+      );
+    },
+  );
 });

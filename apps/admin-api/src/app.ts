@@ -4,11 +4,12 @@ import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Connection } from 'rabbitmq-client';
-import { createDb, isDatabaseUnavailable, pingDatabase, type Db } from '@foodies/db';
+import { storableText } from '@foodies/domain';
+import { createDb, isDatabaseUnavailable, isDataRejection, pingDatabase, type Db } from '@foodies/db';
 import { createRabbit, dependencyChecks, pgConnectionFromEnv, registerHealthRoutes, type Logger } from '@foodies/platform';
 import { AuthError, createAuthenticator } from './auth.js';
 import type { AdminConfig } from './config.js';
-import { type BadRequest, type NotFound, paymentRoutes } from './routes/payments.js';
+import { BadRequest, type NotFound, paymentRoutes } from './routes/payments.js';
 import { ErrorSchema, PaymentRecordSchema } from './schemas.js';
 
 export interface AdminApp {
@@ -98,6 +99,11 @@ export async function buildAdminApp(config: AdminConfig, logger: Logger): Promis
         .header('retry-after', '5')
         .send({ statusCode: 503, error: REASONS[503], message: 'the payment database is unavailable; try again later' });
     }
+    // A value the database refused (a data exception the checks above did not foresee) is the caller's, not ours.
+    if (isDataRejection(error)) {
+      request.log.warn({ err: error }, 'database refused a request value');
+      return reply.code(400).send({ statusCode: 400, error: REASONS[400], message: 'a request value cannot be stored or compared' });
+    }
     const statusCode = error.statusCode ?? 500;
     if (error instanceof AuthError && statusCode === 401) reply.header('www-authenticate', 'Bearer');
     if (statusCode >= 500 && statusCode !== 503) {
@@ -135,6 +141,20 @@ export async function buildAdminApp(config: AdminConfig, logger: Logger): Promis
     admin.addHook('onRequest', async (request) => {
       const caller = await authenticate(request.headers.authorization);
       request.log = request.log.child({ caller: caller.subject });
+    });
+    // PostgreSQL text holds neither NUL nor a lone surrogate: such a value is the caller's error, not a 500.
+    admin.addHook('preValidation', async (request) => {
+      for (const [where, values] of [
+        ['query parameter', request.query],
+        ['path parameter', request.params],
+      ] as const) {
+        for (const [name, value] of Object.entries((values ?? {}) as Record<string, unknown>)) {
+          const texts = Array.isArray(value) ? value : [value];
+          if (texts.some((text) => typeof text === 'string' && !storableText(text))) {
+            throw new BadRequest(`${where} ${name} contains a NUL character or invalid UTF-16`);
+          }
+        }
+      }
     });
     paymentRoutes(admin, db);
   });

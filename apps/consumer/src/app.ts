@@ -26,7 +26,7 @@ import {
 } from '@foodies/payments';
 import type { FastifyInstance } from 'fastify';
 import type { ConsumerConfig } from './config.js';
-import { deadLetter } from './dead-letter.js';
+import { deadLetter, deadLetterRoute, declareDeadLetterRoute } from './dead-letter.js';
 import { StockConfirmedHandler } from './handler.js';
 import { createConsumerMetrics, type ConsumerMetrics } from './metrics.js';
 import { OutboxNotifier } from './notifier.js';
@@ -89,6 +89,13 @@ export function buildConsumerApp(config: ConsumerConfig, logger: Logger, overrid
     onIdleError: (err) => logger.warn({ err, op: 'idle database connection' }, 'database connection lost; the pool replaces it'),
   });
   const metrics = createConsumerMetrics(db);
+  const onEventIdReused = (eventId: string, orderId: bigint, otherOrderId: bigint) => {
+    metrics.eventIdReused.inc();
+    logger.warn(
+      { eventId, orderId: orderId.toString(), otherOrderId: otherOrderId.toString() },
+      'eventId already answered for another order: a producer bug, not a duplicate; this order is answered too',
+    );
+  };
   const gateway =
     overrides.gateway?.(db) ??
     new SimulatedPaymentGateway(
@@ -111,11 +118,13 @@ export function buildConsumerApp(config: ConsumerConfig, logger: Logger, overrid
         logger.warn({ attempt, err }, 'gateway charge retried under the same idempotency key');
       },
     },
+    onEventIdReused,
     afterCharge: overrides.afterCharge,
   });
-  const handler = new StockConfirmedHandler({ db, service, logger });
+  const handler = new StockConfirmedHandler({ db, service, logger, onEventIdReused });
   const notifier = new OutboxNotifier(db, logger);
-  const dlq = `${config.RABBITMQ_CONSUME_QUEUE}.dlq`;
+  const deadLetters = deadLetterRoute(config.RABBITMQ_CONSUME_QUEUE);
+  const dlq = deadLetters.queue;
   const stopping = new AbortController();
   // While the database is unreachable every held message waits here, not in its own backoff.
   const database = new DependencyGate({
@@ -178,7 +187,7 @@ export function buildConsumerApp(config: ConsumerConfig, logger: Logger, overrid
         try {
           const handled = await handler.handle(raw, leaseOwner);
           if (handled.outcome === 'dead_lettered') {
-            await during('dead-letter message', deadLetter(rabbit!, publisher!, dlq, msg, handled.body, handled.reason));
+            await during('dead-letter message', deadLetter(rabbit!, publisher!, deadLetters, msg, handled.body, handled.reason));
             logger.warn({ reason: handled.reason, messageId: msg.messageId, dlq }, 'message dead-lettered');
           }
           metrics.messages.inc({ outcome: handled.outcome });
@@ -235,9 +244,9 @@ export function buildConsumerApp(config: ConsumerConfig, logger: Logger, overrid
       await new Promise<void>((resolve) => consumer!.once('ready', () => resolve()));
       // Declared up front so the DLQ exists on a fresh broker before anything is rejected
       // (dead-lettering declares it again, so a broker that dropped just now costs nothing).
-      await rabbit
-        .queueDeclare({ queue: dlq, durable: true })
-        .catch((err: unknown) => logger.warn({ err, op: 'declare dead-letter queue' }, 'could not declare the DLQ yet'));
+      await declareDeadLetterRoute(rabbit, deadLetters).catch((err: unknown) =>
+        logger.warn({ err, op: 'declare dead-letter queue' }, 'could not declare the DLQ yet'),
+      );
       sweepTimer = setInterval(() => {
         if (database.down) return;
         sweep().catch((err: unknown) => logger.warn({ err }, 'recovery sweep failed; the next one retries'));

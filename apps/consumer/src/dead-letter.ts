@@ -15,24 +15,48 @@ export function deadLetterBody(raw: Buffer, scrubbed: unknown, removedSecrets: s
   return masked === text ? raw : Buffer.from(masked, 'utf8');
 }
 
+/** Where dead-lettered copies go: the DLQ, fed by its own direct exchange. */
+export interface DeadLetterRoute {
+  /** `<consume queue>.dlq` */
+  queue: string;
+  /** `<consume queue>.dlx`: under a least-privilege user the default exchange is not writable. */
+  exchange: string;
+}
+
+export function deadLetterRoute(consumeQueue: string): DeadLetterRoute {
+  return { queue: `${consumeQueue}.dlq`, exchange: `${consumeQueue}.dlx` };
+}
+
+/**
+ * Declares the DLQ, its exchange and the binding between them: all idempotent, and all on
+ * names that start with the consume queue's, so a user limited to the service's own names
+ * (e.g. `^(payment\.|foodies$)`) may declare them. The default exchange is not used: writing
+ * to it needs a permission on `amq.default` that such a user does not have.
+ */
+export async function declareDeadLetterRoute(rabbit: Connection, route: DeadLetterRoute): Promise<void> {
+  await rabbit.queueDeclare({ queue: route.queue, durable: true });
+  await rabbit.exchangeDeclare({ exchange: route.exchange, type: 'direct', durable: true });
+  await rabbit.queueBind({ queue: route.queue, exchange: route.exchange, routingKey: route.queue });
+}
+
 /**
  * Publishes to the DLQ with publisher confirms; the caller acks the original only after.
- * The DLQ is declared first (idempotent, and dead-lettering is rare), so a queue deleted at
+ * The route is declared first (idempotent, and dead-lettering is rare), so a queue deleted at
  * run time is recreated instead of the copy being confirmed and silently dropped.
  */
 export async function deadLetter(
   rabbit: Connection,
   publisher: Publisher,
-  dlq: string,
+  route: DeadLetterRoute,
   msg: AsyncMessage,
   body: Buffer,
   reason: string,
 ): Promise<void> {
-  await rabbit.queueDeclare({ queue: dlq, durable: true });
+  await declareDeadLetterRoute(rabbit, route);
   await publisher.send(
     {
-      exchange: '',
-      routingKey: dlq,
+      exchange: route.exchange,
+      routingKey: route.queue,
       durable: true,
       contentType: msg.contentType,
       messageId: msg.messageId,

@@ -1,12 +1,5 @@
-import { findOrderRejection, findPaymentByOrderId, insertOrderRejection, isEventInInbox, type Db } from '@foodies/db';
-import {
-  decodeStockConfirmed,
-  isInFlight,
-  toPaymentRequest,
-  type PaymentFailureCode,
-  type PaymentRecord,
-  type StockConfirmedEvent,
-} from '@foodies/domain';
+import { findOrderRejection, findPaymentByOrderId, inboxState, insertOrderRejection, type Db } from '@foodies/db';
+import { decodeStockConfirmed, isInFlight, type PaymentFailureCode, type PaymentRecord, type ProcessPaymentRequest } from '@foodies/domain';
 import { during, lazyChild, TransientError, type Logger, type WorkLogger } from '@foodies/platform';
 import { InvalidPaymentDataError, PaymentInFlightError, type PaymentService } from '@foodies/payments';
 import { answerRows, eventForRecord, eventForResult, failedEvent, recordAnswer } from './answers.js';
@@ -24,6 +17,14 @@ export interface HandlerDeps {
   service: PaymentService;
   logger: Logger;
   clock?: () => Date;
+  /** Told when an event id already answered for another order arrives (see PaymentServiceOptions.onEventIdReused). */
+  onEventIdReused?: (eventId: string, orderId: bigint, otherOrderId: bigint) => void;
+}
+
+/** The event as far as its answer needs it: the order, and the event's inbox key. */
+interface EventRef {
+  orderId: bigint;
+  eventId: string;
 }
 
 /**
@@ -48,42 +49,47 @@ export class StockConfirmedHandler {
     if (decoded.kind === 'poison') {
       return { outcome: 'dead_lettered', reason: decoded.reason, body: deadLetterBody(raw, decoded.scrubbed, decoded.removedSecrets) };
     }
-    const { event } = decoded;
-    const log = lazyChild(this.deps.logger, () => ({ orderId: event.orderId.toString(), eventId: event.eventId }));
+    const ref: EventRef = decoded.kind === 'payment' ? decoded.request : { orderId: decoded.orderId, eventId: decoded.eventKey };
+    const log = lazyChild(this.deps.logger, () => ({ orderId: ref.orderId.toString(), eventId: ref.eventId }));
     if (decoded.removedSecrets.length > 0) {
       log.warn({ fields: decoded.removedSecrets }, 'card secrets removed from incoming event before processing');
     }
-    const outcome = await this.process(event, log, leaseOwner);
-    return { outcome, orderId: event.orderId, eventId: event.eventId };
+    const outcome =
+      decoded.kind === 'payment'
+        ? await this.pay(decoded.request, log, leaseOwner)
+        : await this.rejectUnlessAnswered(ref, decoded.code, decoded.reason, log);
+    return { outcome, orderId: ref.orderId, eventId: ref.eventId };
   }
 
-  private async process(event: StockConfirmedEvent, log: WorkLogger, leaseOwner?: string): Promise<Answered> {
-    const check = toPaymentRequest(event);
-    if (!check.ok) {
-      if (await during('check inbox', isEventInInbox(this.deps.db, event.eventId))) return this.duplicate(log);
-      return this.reject(event, check.code, check.reason, log);
-    }
+  /** An event that cannot be charged: answered with a failed event, unless this very event was answered before. */
+  private async rejectUnlessAnswered(ref: EventRef, code: PaymentFailureCode, reason: string, log: WorkLogger): Promise<Answered> {
+    const inbox = await during('check inbox', inboxState(this.deps.db, ref.eventId, ref.orderId));
+    if (inbox.answered) return this.duplicate(log);
+    if (inbox.reusedBy !== undefined) this.deps.onEventIdReused?.(ref.eventId, ref.orderId, inbox.reusedBy);
+    return this.reject(ref, code, reason, log);
+  }
 
+  private async pay(request: ProcessPaymentRequest, log: WorkLogger, leaseOwner?: string): Promise<Answered> {
     let result;
     try {
       result = await this.deps.service.processPayment(
-        check.request,
-        (res) => answerRows(event.eventId, res.kind === 'Success' ? 'SUCCEEDED' : 'FAILED', eventForResult(event.orderId, res)),
+        request,
+        (res) => answerRows(request.eventId, res.kind === 'Success' ? 'SUCCEEDED' : 'FAILED', eventForResult(request.orderId, res)),
         leaseOwner,
       );
     } catch (err) {
       // Refused at claim time, before any charge: these values can never be stored, so the
       // order is answered like any other invalid event instead of being retried forever.
-      if (err instanceof InvalidPaymentDataError) return this.reject(event, 'UNKNOWN', err.message, log);
+      if (err instanceof InvalidPaymentDataError) return this.reject(request, 'UNKNOWN', err.message, log);
       throw err;
     }
     switch (result.kind) {
       case 'DuplicateEvent':
         return this.duplicate(log);
       case 'AlreadyProcessed':
-        return this.republishPayment(event, result.paymentRecord, log);
+        return this.republishPayment(request, result.paymentRecord, log);
       case 'AlreadyRejected':
-        return this.republishRejection(event, result.code, result.reason, log);
+        return this.republishRejection(request, result.code, result.reason, log);
       case 'Success':
         log.info({ paymentId: result.paymentId.toString() }, 'payment succeeded');
         return 'succeeded';
@@ -93,14 +99,14 @@ export class StockConfirmedHandler {
     }
   }
 
-  /** The event is in the inbox: it was answered before, so it is acknowledged without effect. */
+  /** The event is in the inbox for its order: it was answered before, so it is acknowledged without effect. */
   private duplicate(log: WorkLogger): Answered {
     log.info('event already answered; acknowledging without effect');
     return 'duplicate';
   }
 
   /** Answers an invalid event with a failed event, unless the order already has an answer. */
-  private async reject(event: StockConfirmedEvent, code: PaymentFailureCode, reason: string, log: WorkLogger): Promise<Answered> {
+  private async reject(event: EventRef, code: PaymentFailureCode, reason: string, log: WorkLogger): Promise<Answered> {
     const answered = await during(
       'record rejection',
       this.deps.db.transaction().execute(async (tx) => {
@@ -110,7 +116,7 @@ export class StockConfirmedHandler {
       }),
     );
     if (answered) {
-      log.warn({ failureCode: code, reason }, 'event rejected by business validation; answered with a failed event');
+      log.warn({ failureCode: code, reason }, 'event rejected; answered with a failed event');
       return 'rejected';
     }
     const payment = await findPaymentByOrderId(this.deps.db, event.orderId);
@@ -121,7 +127,7 @@ export class StockConfirmedHandler {
   }
 
   /** A new event for an order that already has a payment: publish its recorded outcome again. */
-  private async republishPayment(event: StockConfirmedEvent, record: PaymentRecord, log: WorkLogger): Promise<Answered> {
+  private async republishPayment(event: EventRef, record: PaymentRecord, log: WorkLogger): Promise<Answered> {
     if (isInFlight(record.status)) throw new PaymentInFlightError(event.orderId, record.leaseExpiresAt);
     await during(
       'republish answer',
@@ -134,12 +140,7 @@ export class StockConfirmedHandler {
   }
 
   /** A new event for an order answered by a rejection: the same failure again, nothing charged. */
-  private async republishRejection(
-    event: StockConfirmedEvent,
-    code: PaymentFailureCode,
-    reason: string,
-    log: WorkLogger,
-  ): Promise<Answered> {
+  private async republishRejection(event: EventRef, code: PaymentFailureCode, reason: string, log: WorkLogger): Promise<Answered> {
     await during(
       'republish rejection',
       this.deps.db

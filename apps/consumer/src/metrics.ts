@@ -58,6 +58,11 @@ export function createConsumerMetrics(db: Db) {
       labelNames: ['result'] as const,
       registers: [registry],
     }),
+    eventIdReused: new Counter({
+      name: 'payment_consumer_event_id_reused_total',
+      help: 'Events whose eventId was already answered for a different order (a producer bug); each such order is still answered',
+      registers: [registry],
+    }),
     gatewayRetries: new Counter({
       name: 'payment_gateway_retries_total',
       help: 'Charge calls repeated under the same key',

@@ -9,7 +9,7 @@ import { captureLogger, createTestDatabase, eventBody, stockConfirmedEvent } fro
 import { StockConfirmedHandler } from '../src/handler.js';
 import { countRows, dumpAllTables, outboxRows } from './helpers.js';
 
-function handlerFor(db: Db, alwaysSucceed = true) {
+function handlerFor(db: Db, alwaysSucceed = true, onEventIdReused?: (eventId: string, orderId: bigint, otherOrderId: bigint) => void) {
   const { logger, lines } = captureLogger();
   const gateway = new SimulatedPaymentGateway({ alwaysSucceed, processingDelayMs: 0 }, new PgLedgerStore(db));
   const service = new PaymentService({
@@ -17,8 +17,9 @@ function handlerFor(db: Db, alwaysSucceed = true) {
     gateway,
     leaseMs: 30_000,
     chargePolicy: { maxAttempts: 3, attemptTimeoutMs: 1000, backoff: { baseMs: 1, maxMs: 5 } },
+    onEventIdReused,
   });
-  return { handler: new StockConfirmedHandler({ db, service, logger }), lines, gateway };
+  return { handler: new StockConfirmedHandler({ db, service, logger, onEventIdReused }), lines, gateway };
 }
 
 t.test('OrderStockConfirmedEventHandler with PostgreSQL', async (t) => {
@@ -74,26 +75,36 @@ t.test('OrderStockConfirmedEventHandler with PostgreSQL', async (t) => {
     t.equal(await countLedgerCharges(db, orderId), 1);
   });
 
-  t.test(
-    'duplicates of a rejected event, and an answered event id reused for another order, are acknowledged with no effect',
-    async (t) => {
-      const { handler } = handlerFor(db);
-      const invalid = stockConfirmedEvent({ currency: 'ABC' });
-      const invalidOrder = invalid.orderId as bigint;
-      t.match(await handler.handle(eventBody(invalid)), { outcome: 'rejected' });
-      t.match(await handler.handle(eventBody(invalid)), { outcome: 'duplicate' }, 'the same invalid event again');
-      t.equal(await countRows(db, 'outbox', invalidOrder), 1, 'one failed answer only');
+  t.test('the same rejected event again is acknowledged with no effect', async (t) => {
+    const { handler } = handlerFor(db);
+    const invalid = stockConfirmedEvent({ currency: 'ABC' });
+    const invalidOrder = invalid.orderId as bigint;
+    t.match(await handler.handle(eventBody(invalid)), { outcome: 'rejected' });
+    t.match(await handler.handle(eventBody(invalid)), { outcome: 'duplicate' }, 'the same invalid event again');
+    t.equal(await countRows(db, 'outbox', invalidOrder), 1, 'one failed answer only');
+  });
 
-      const paid = stockConfirmedEvent();
-      await handler.handle(eventBody(paid));
-      const reused = stockConfirmedEvent({ eventId: paid.eventId });
-      const reusedOrder = reused.orderId as bigint;
-      t.match(await handler.handle(eventBody(reused)), { outcome: 'duplicate' }, 'the event id decides, as in the inbox');
-      t.equal(await findPaymentByOrderId(db, reusedOrder), undefined, 'no payment for the other order');
-      t.equal(await countLedgerCharges(db, reusedOrder), 0, 'nothing charged');
-      t.equal(await countRows(db, 'outbox', reusedOrder), 0);
-    },
-  );
+  t.test('an event id already answered for another order is a producer bug: this order is answered too, and it is reported', async (t) => {
+    const reports: Array<[string, bigint, bigint]> = [];
+    const { handler } = handlerFor(db, true, (...args) => reports.push(args));
+    const paid = stockConfirmedEvent();
+    await handler.handle(eventBody(paid));
+    const reused = stockConfirmedEvent({ eventId: paid.eventId });
+    const reusedOrder = reused.orderId as bigint;
+    t.match(await handler.handle(eventBody(reused)), { outcome: 'succeeded', orderId: reusedOrder });
+    t.match(await findPaymentByOrderId(db, reusedOrder), { status: 'SUCCEEDED' });
+    t.equal(await countLedgerCharges(db, reusedOrder), 1, 'charged once');
+    t.equal(await countRows(db, 'outbox', reusedOrder), 1, 'answered once');
+    t.same(reports, [[paid.eventId, reusedOrder, paid.orderId]], 'reported with both orders');
+    t.match(await handler.handle(eventBody(reused)), { outcome: 'duplicate' }, 'its own redelivery is still a duplicate');
+    t.equal(reports.length, 1, 'a redelivery is not reported again');
+
+    const rejected = stockConfirmedEvent({ eventId: paid.eventId, currency: 'ABC' });
+    t.match(await handler.handle(eventBody(rejected)), { outcome: 'rejected' }, 'an invalid event reusing the id is answered too');
+    t.equal(await countRows(db, 'outbox', rejected.orderId as bigint), 1);
+    t.equal(reports.length, 2);
+    t.equal(reports[1]![1], rejected.orderId);
+  });
 
   t.test('a new eventId for an answered order re-publishes the recorded outcome without charging', async (t) => {
     const { handler } = handlerFor(db);

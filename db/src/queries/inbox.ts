@@ -9,7 +9,7 @@ export interface InboxRow {
   detail?: string | null;
 }
 
-/** Throws on a duplicate event id (primary key), which aborts the caller's transaction. */
+/** Throws on a duplicate (event id, order id) pair (primary key), which aborts the caller's transaction. */
 export async function insertInboxRow(db: Executor, row: InboxRow): Promise<void> {
   await db
     .insertInto('inbox')
@@ -17,7 +17,16 @@ export async function insertInboxRow(db: Executor, row: InboxRow): Promise<void>
     .execute();
 }
 
-export async function isEventInInbox(db: Executor, eventId: string): Promise<boolean> {
-  const row = await db.selectFrom('inbox').select('event_id').where('event_id', '=', eventId).executeTakeFirst();
-  return row !== undefined;
+export interface InboxState {
+  /** This event was answered for this order before: a redelivery or a duplicate publish. */
+  answered: boolean;
+  /** Another order already answered under the same event id (a producer bug), if any. */
+  reusedBy?: bigint;
+}
+
+/** Whether `eventId` is in the inbox for `orderId`, and whether another order used it. */
+export async function inboxState(db: Executor, eventId: string, orderId: bigint): Promise<InboxState> {
+  const rows = await db.selectFrom('inbox').select('order_id').where('event_id', '=', eventId).limit(2).execute();
+  const other = rows.find((r) => r.order_id !== orderId);
+  return { answered: rows.some((r) => r.order_id === orderId), ...(other && { reusedBy: other.order_id }) };
 }

@@ -91,13 +91,17 @@ export async function insertPayment(
   return toPaymentRecord(row!);
 }
 
-export type Claim =
-  /** The PENDING payment is ours to charge, under a lease. */
-  | { kind: 'claimed'; payment: PaymentRecord }
-  /** The order already has an answer (a payment or a rejection): the caller reads it. */
+export type Claim = (
+  | /** The PENDING payment is ours to charge, under a lease. */
+    { kind: 'claimed'; payment: PaymentRecord }
+    /** The order already has an answer (a payment or a rejection): the caller reads it. */
   | { kind: 'order-answered' }
-  /** This very event was answered before (it is in the inbox): nothing to do. */
-  | { kind: 'event-answered' };
+  /** This very event was answered for this order before (it is in the inbox): nothing to do. */
+  | { kind: 'event-answered' }
+) & {
+  /** Another order was answered under the same event id (a producer bug): that order's id. */
+  reusedBy?: bigint;
+};
 
 /** Who takes a payment's lease, and for how long. */
 export interface Lease {
@@ -115,19 +119,23 @@ export interface Lease {
  * handler a round trip per event.
  */
 export async function claimPayment(db: Executor, request: ProcessPaymentRequest, lease: Lease): Promise<Claim> {
-  const [row] = await runStatement<{ event_answered: boolean } & Partial<PaymentRow>>(db, CLAIM_SQL, [
+  const [row] = await runStatement<{ event_answered: boolean; reused_by: bigint | null } & Partial<PaymentRow>>(db, CLAIM_SQL, [
     ...paymentParams(request, 'PENDING'),
     lease.ms,
     lease.owner,
   ]);
-  if (row!.event_answered) return { kind: 'event-answered' };
-  if (row!.id === undefined || row!.id === null) return { kind: 'order-answered' };
-  return { kind: 'claimed', payment: toPaymentRecord(row as PaymentRow) };
+  const reused = row!.reused_by === null ? {} : { reusedBy: row!.reused_by };
+  if (row!.event_answered) return { kind: 'event-answered', ...reused };
+  if (row!.id === undefined || row!.id === null) return { kind: 'order-answered', ...reused };
+  return { kind: 'claimed', payment: toPaymentRecord(row as PaymentRow), ...reused };
 }
 
 /** The claim as fixed text: it runs once per event, so it skips query building (see runStatement). */
 const CLAIM_SQL = `
-  WITH seen AS (SELECT EXISTS (SELECT 1 FROM inbox WHERE event_id = $1::varchar) AS event_answered),
+  WITH seen AS (
+    SELECT EXISTS (SELECT 1 FROM inbox WHERE event_id = $1::varchar AND order_id = $2::int8) AS event_answered,
+           (SELECT order_id FROM inbox WHERE event_id = $1::varchar AND order_id <> $2::int8 LIMIT 1) AS reused_by
+  ),
   answer AS (
     INSERT INTO order_answers (order_id, kind, event_id)
     SELECT $2::int8, 'PAYMENT', $1::varchar FROM seen WHERE NOT event_answered
@@ -135,7 +143,7 @@ const CLAIM_SQL = `
     RETURNING order_id
   ),
   inserted AS (${insertPaymentFromAnswer("now() + $13::int8 * interval '1 millisecond'", '$14::varchar')})
-  SELECT seen.event_answered, inserted.* FROM seen LEFT JOIN inserted ON true`;
+  SELECT seen.event_answered, seen.reused_by, inserted.* FROM seen LEFT JOIN inserted ON true`;
 
 /**
  * Takes over an in-flight payment whose lease has expired (its consumer died), or whose lease
@@ -216,10 +224,9 @@ export interface AnswerRows {
  * guard let the update through: one round trip and one implicit transaction instead of
  * BEGIN, three statements and COMMIT. All of it commits or none of it does.
  *
- * The inbox row is skipped if its event id is already there. Only an event id reused for
- * another order gets here (one order's events race on its claim, never on this write), and
- * by now that order has been charged: its answer must still be written, or the charge would
- * stay unanswered while every redelivery is acknowledged as a duplicate.
+ * The inbox row is skipped if the same (event id, order id) pair is already there. The claim
+ * saw it absent and one order's events race on the claim, never on this write, so this is a
+ * safety net: by now the order has been charged and its answer must still be written.
  */
 export async function updatePaymentStatus(db: Executor, paymentId: bigint, change: StatusChange, answer?: AnswerRows): Promise<boolean> {
   const predecessors = ALLOWED_PREDECESSORS[change.status];
@@ -261,7 +268,7 @@ function updateStatusSql(status: PaymentStatus, fields: ReadonlyArray<keyof type
     inbox_row AS (
       INSERT INTO inbox (event_id, order_id, outcome, detail)
       SELECT ${p(1)}::varchar, ${p(2)}::int8, ${p(3)}::varchar, ${p(4)}::text FROM updated
-      ON CONFLICT (event_id) DO NOTHING
+      ON CONFLICT (event_id, order_id) DO NOTHING
     ),
     outbox_row AS (
       INSERT INTO outbox (event_id, order_id, event_type, routing_key, payload)

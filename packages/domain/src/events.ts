@@ -46,7 +46,8 @@ export const PaymentMethodInfoSchema = Type.Object(
     type: literalUnion(PAYMENT_METHOD_TYPES),
     cardLastFour: Nullable(Type.String({ maxLength: 4 })),
     cardBrand: Nullable(literalUnion(CARD_BRANDS)),
-    cardHolderName: Nullable(Type.String({ maxLength: 200 })),
+    // Ordering accepts holder names up to 255 characters (the column was widened to match).
+    cardHolderName: Nullable(Type.String({ maxLength: 255 })),
     // Bounded to the int4 columns they are stored in.
     expirationMonth: Nullable(Type.Integer({ minimum: -2147483648, maximum: 2147483647 })),
     expirationYear: Nullable(Type.Integer({ minimum: -2147483648, maximum: 2147483647 })),

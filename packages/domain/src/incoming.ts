@@ -1,10 +1,14 @@
+import { createHash } from 'node:crypto';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { stripCardSecrets } from './card-secrets.js';
+import { ValueErrorType } from '@sinclair/typebox/errors';
+import { maskCardNumbers, stripCardSecrets } from './card-secrets.js';
 import { OrderStockConfirmedEventSchema } from './events.js';
-import { parseJsonExact } from './json.js';
-import { checkAmount } from './money.js';
+import { parseJsonExact, stringifyJson } from './json.js';
+import { checkAmount, currencyMinorUnits } from './money.js';
 import {
+  CARD_BRANDS,
   CARD_PAYMENT_TYPES,
+  PAYMENT_METHOD_TYPES,
   type CardBrand,
   type PaymentFailureCode,
   type PaymentMethodInfo,
@@ -14,11 +18,25 @@ import {
 
 const checkEvent = TypeCompiler.Compile(OrderStockConfirmedEventSchema);
 
-/** Identifiers are validated, never masked: masking would change which event or buyer they name. */
+/**
+ * The event's own top-level fields are used exactly as sent, never masked: masking would
+ * change which event, order or buyer they name, or the amount charged (a 13-digit amount can
+ * look like a card number). Card data can only be in paymentMethod and in unknown fields,
+ * and those are scrubbed (DESIGN §2).
+ */
+const KNOWN_FIELDS: ReadonlySet<string> = new Set(['eventId', 'orderId', 'buyerId', 'totalAmount', 'currency', 'occurredAt']);
+
+/** A dead-lettered copy is used for nothing: everything but the identifiers is scrubbed. */
 const IDENTIFIERS: ReadonlySet<string> = new Set(['eventId', 'orderId', 'buyerId']);
 
-/** Bodies above this size are dead-lettered unread: a real event is well under 2 KiB. */
+/** An event above this size is refused: a real one is well under 2 KiB. */
 export const MAX_EVENT_BYTES = 64 * 1024;
+
+/** Up to this size an oversized body is still read, to answer the order it names; beyond it, dead-lettered unread. */
+export const MAX_READ_BYTES = 1024 * 1024;
+
+/** One above the largest int64 (see events.ts). */
+const INT64_LIMIT = 9223372036854775808n;
 
 /** A stock-confirmed event after structural checks, card secrets already removed. */
 export interface StockConfirmedEvent {
@@ -32,51 +50,137 @@ export interface StockConfirmedEvent {
 }
 
 export type DecodedBody =
-  /** Cannot be processed: goes to the DLQ with `reason`; `scrubbed` is the body to keep. */
+  /** Names no order (not JSON, not an object, no usable orderId): goes to the DLQ with `reason`; `scrubbed` is the body to keep. */
   | { kind: 'poison'; reason: string; scrubbed: unknown; removedSecrets: string[] }
-  | { kind: 'event'; event: StockConfirmedEvent; scrubbed: unknown; removedSecrets: string[] };
+  /**
+   * Names an order but cannot be charged (any field missing, malformed or failing a business
+   * rule): answered with a failed event carrying `code` and `reason`. `eventKey` identifies
+   * the event in the inbox: its eventId, or a digest of the body when the eventId is unusable.
+   */
+  | { kind: 'rejected'; orderId: bigint; eventKey: string; code: PaymentFailureCode; reason: string; removedSecrets: string[] }
+  /** A chargeable event and the request it becomes. */
+  | { kind: 'payment'; event: StockConfirmedEvent; request: ProcessPaymentRequest; removedSecrets: string[] };
 
 /**
- * Decodes a raw delivery body. Card secrets are stripped first, so neither the event nor a
- * dead-lettered copy can carry them. Structural problems (not JSON, wrong types, no order)
- * are poison; business rules are checked separately by `toPaymentRequest`.
+ * Decodes a raw delivery body (DESIGN §3.2). Card secrets are stripped first, so neither the
+ * event nor a dead-lettered copy can carry them. Only a body that names no order is poison;
+ * every other defect is a rejection of that order, so its saga gets an answer.
  */
 export function decodeStockConfirmed(raw: Buffer): DecodedBody {
-  if (raw.length > MAX_EVENT_BYTES) {
-    return {
-      kind: 'poison',
-      reason: `body of ${raw.length} bytes exceeds the ${MAX_EVENT_BYTES}-byte limit`,
-      scrubbed: undefined,
-      removedSecrets: [],
-    };
-  }
-  const text = raw.toString('utf8');
+  const tooLarge = raw.length > MAX_EVENT_BYTES ? `body of ${raw.length} bytes exceeds the ${MAX_EVENT_BYTES}-byte limit` : undefined;
+  if (raw.length > MAX_READ_BYTES) return { kind: 'poison', reason: tooLarge!, scrubbed: undefined, removedSecrets: [] };
   let parsed: unknown;
   try {
-    parsed = parseJsonExact(text);
+    parsed = parseJsonExact(raw.toString('utf8'));
   } catch (err) {
-    return { kind: 'poison', reason: `body is not valid JSON: ${(err as Error).message}`, scrubbed: undefined, removedSecrets: [] };
+    const reason = tooLarge ?? `body is not valid JSON: ${(err as Error).message}`;
+    return { kind: 'poison', reason, scrubbed: undefined, removedSecrets: [] };
   }
-  const { value, removed } = stripCardSecrets(parsed, IDENTIFIERS);
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    return { kind: 'poison', reason: 'body is not a JSON object', scrubbed: value, removedSecrets: removed };
-  }
-  // Check is compiled and cheap; Errors walks the schema, so it runs only for invalid events.
-  if (!checkEvent.Check(value)) {
-    const firstError = checkEvent.Errors(value).First();
-    const path = firstError?.path.slice(1).replace(/\//g, '.') || 'body';
-    const reason = `invalid ${path}: ${firstError?.message ?? 'does not match the event schema'}`;
+  const orderId = isObject(parsed) ? usableOrderId(parsed.orderId) : undefined;
+  if (orderId === undefined) {
+    const { value, removed } = stripCardSecrets(parsed, IDENTIFIERS);
+    const reason = tooLarge ?? (isObject(value) ? `invalid orderId: ${describeOrderId(value.orderId)}` : 'body is not a JSON object');
     return { kind: 'poison', reason, scrubbed: value, removedSecrets: removed };
   }
-  // PostgreSQL text cannot hold NUL: an event id with one could never be recorded as answered.
-  if ((value as { eventId: string }).eventId.includes('\u0000')) {
-    return { kind: 'poison', reason: 'invalid eventId: contains a NUL character', scrubbed: value, removedSecrets: removed };
+  const { value, removed } = stripCardSecrets(parsed as Record<string, unknown>, KNOWN_FIELDS);
+  const eventKey = usableEventId(value.eventId) ?? bodyDigest(value);
+  const reject = (code: PaymentFailureCode, reason: string): DecodedBody => ({
+    kind: 'rejected',
+    orderId,
+    eventKey,
+    code,
+    reason: printable(maskCardNumbers(reason)),
+    removedSecrets: removed,
+  });
+  if (tooLarge) return reject('UNKNOWN', tooLarge);
+  // Check is compiled and cheap; Errors walks the schema, so it runs only for invalid events.
+  if (!checkEvent.Check(value)) {
+    const error = checkEvent.Errors(value).First();
+    const path = error ? error.path.slice(1).replace(/\//g, '.') : '';
+    return reject(path.startsWith('paymentMethod') ? 'INVALID_CARD' : 'UNKNOWN', describeSchemaError(path, error));
   }
-  const wire = value as unknown as Record<string, unknown> & { paymentMethod: Record<string, unknown> };
+  const event = toEvent(value as unknown as Record<string, unknown> & { paymentMethod: Record<string, unknown> }, orderId);
+  const check = toPaymentRequest(event);
+  if (!check.ok) return reject(check.code, check.reason);
+  return { kind: 'payment', event, request: check.request, removedSecrets: removed };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/**
+ * The order an event names: a positive int64, as a JSON integer or (as kotlinx reads a Long)
+ * a string of its digits. Anything else names no order: 1.5, 1e3, 0, 2^63, "0012", " 42".
+ */
+function usableOrderId(value: unknown): bigint | undefined {
+  let id: bigint | undefined;
+  if (typeof value === 'number' && Number.isSafeInteger(value)) id = BigInt(value);
+  else if (typeof value === 'bigint') id = value;
+  else if (typeof value === 'string' && /^[1-9]\d{0,18}$/.test(value)) id = BigInt(value);
+  return id !== undefined && id >= 1n && id < INT64_LIMIT ? id : undefined;
+}
+
+function describeOrderId(value: unknown): string {
+  if (value === undefined) return 'missing';
+  return `${JSON.stringify(typeof value === 'bigint' ? value.toString() : value) ?? typeof value} is not a positive 64-bit integer`.slice(
+    0,
+    120,
+  );
+}
+
+/** The event id when it can key the inbox: 1-255 characters of well-formed text without NUL. */
+function usableEventId(value: unknown): string | undefined {
+  return typeof value === 'string' && value.length >= 1 && value.length <= 255 && storableText(value) ? value : undefined;
+}
+
+/** Inbox key of an event whose own id is unusable: the same body redelivered gets the same key. */
+function bodyDigest(scrubbed: unknown): string {
+  return `body-sha256:${createHash('sha256').update(stringifyJson(scrubbed)).digest('hex')}`;
+}
+
+/**
+ * What PostgreSQL text cannot hold: NUL, and a lone UTF-16 surrogate (Node would store it as
+ * U+FFFD, not as sent). Built from a string so the NUL needs no control character in a literal.
+ */
+const UNSTORABLE = '\\u0000|[\\uD800-\\uDBFF](?![\\uDC00-\\uDFFF])|(?<![\\uD800-\\uDBFF])[\\uDC00-\\uDFFF]';
+const UNSTORABLE_ONE = new RegExp(UNSTORABLE);
+const UNSTORABLE_ALL = new RegExp(UNSTORABLE, 'g');
+
+/** A reason quotes what was sent; it is stored as text and published, so it must be storable itself. */
+function printable(text: string): string {
+  return text.replace(UNSTORABLE_ALL, '\uFFFD');
+}
+
+export function storableText(text: string): boolean {
+  return !UNSTORABLE_ONE.test(text);
+}
+
+/** What each field must be, for the reasons of the schema's union checks ("Expected union value"). */
+const EXPECTED: Readonly<Record<string, string>> = {
+  orderId: 'a positive 64-bit integer (a JSON number)',
+  'paymentMethod.type': `one of ${PAYMENT_METHOD_TYPES.join(', ')}`,
+  'paymentMethod.cardBrand': `null or one of ${CARD_BRANDS.join(', ')}`,
+  'paymentMethod.cardLastFour': 'null or a string of at most 4 characters',
+  'paymentMethod.cardHolderName': 'null or a string of at most 255 characters',
+  'paymentMethod.expirationMonth': 'null or a 32-bit integer',
+  'paymentMethod.expirationYear': 'null or a 32-bit integer',
+};
+
+function describeSchemaError(path: string, error: { type: ValueErrorType; message: string } | undefined): string {
+  if (!error) return 'body does not match the event schema';
+  const field = path || 'body';
+  if (error.type === ValueErrorType.ObjectRequiredProperty) return `missing ${field}`;
+  const expected = EXPECTED[path];
+  if (expected && error.type === ValueErrorType.Union) return `invalid ${field}: expected ${expected}`;
+  return `invalid ${field}: ${error.message}`;
+}
+
+function toEvent(wire: Record<string, unknown> & { paymentMethod: Record<string, unknown> }, orderId: bigint): StockConfirmedEvent {
   const pm = wire.paymentMethod;
-  const event: StockConfirmedEvent = {
+  return {
     eventId: wire.eventId as string,
-    orderId: BigInt(wire.orderId as number | bigint),
+    orderId,
     buyerId: wire.buyerId as string,
     totalAmount: wire.totalAmount as string,
     currency: wire.currency as string,
@@ -90,26 +194,46 @@ export function decodeStockConfirmed(raw: Buffer): DecodedBody {
       expirationYear: (pm.expirationYear as number | null | undefined) ?? null,
     },
   };
-  return { kind: 'event', event, scrubbed: value, removedSecrets: removed };
 }
 
 export type RequestCheck = { ok: true; request: ProcessPaymentRequest } | { ok: false; code: PaymentFailureCode; reason: string };
 
+/** What kotlin.time.Instant.parse reads: date, time with seconds, an optional fraction, Z or an offset. */
+const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+
+/** The first year a card expiry may name; Ordering accepts any year not in the past, so there is no upper bound. */
+const FIRST_EXPIRY_YEAR = 2000;
+
 /**
- * Business validation (DESIGN §3.2): an event that names an order but cannot be charged is
- * answered with a failed event carrying one of these precise reasons, never dead-lettered.
+ * Business validation (DESIGN §3.2) of a structurally valid event: an event that names an
+ * order but cannot be charged is answered with a failed event carrying one of these precise
+ * reasons, never dead-lettered. Currency codes are taken in any case (Ordering stores free
+ * text, "usd" happens) and charged, stored and published upper case.
  */
 export function toPaymentRequest(event: StockConfirmedEvent): RequestCheck {
   const stored = {
+    eventId: event.eventId,
     buyerId: event.buyerId,
     currency: event.currency,
     totalAmount: event.totalAmount,
+    cardLastFour: event.paymentMethod.cardLastFour,
     cardHolderName: event.paymentMethod.cardHolderName,
+    occurredAt: event.occurredAt,
   };
   for (const [field, text] of Object.entries(stored)) {
-    if (text?.includes('\u0000')) return { ok: false, code: 'UNKNOWN', reason: `${field} contains a NUL character` };
+    if (text !== null && !storableText(text)) {
+      const code = field.startsWith('card') ? 'INVALID_CARD' : 'UNKNOWN';
+      return { ok: false, code, reason: `${field} contains a NUL character or a lone UTF-16 surrogate` };
+    }
   }
-  const amount = checkAmount(event.totalAmount, event.currency);
+  if (!INSTANT.test(event.occurredAt)) {
+    return { ok: false, code: 'UNKNOWN', reason: `occurredAt '${event.occurredAt}' is not an ISO-8601 instant with seconds` };
+  }
+  const currency = /^[A-Za-z]{3}$/.test(event.currency) ? event.currency.toUpperCase() : event.currency;
+  if (currencyMinorUnits(currency) === undefined) {
+    return { ok: false, code: 'UNKNOWN', reason: `unsupported currency '${event.currency}': not an ISO 4217 currency code` };
+  }
+  const amount = checkAmount(event.totalAmount, currency);
   if (!amount.ok) return { ok: false, code: 'UNKNOWN', reason: amount.reason };
   const pm = event.paymentMethod;
   if (pm.cardLastFour !== null && !/^\d{4}$/.test(pm.cardLastFour)) {
@@ -122,8 +246,8 @@ export function toPaymentRequest(event: StockConfirmedEvent): RequestCheck {
     if (pm.expirationMonth === null || pm.expirationMonth < 1 || pm.expirationMonth > 12) {
       return { ok: false, code: 'INVALID_CARD', reason: `${pm.type} payment needs expirationMonth between 1 and 12` };
     }
-    if (pm.expirationYear === null || pm.expirationYear < 2000 || pm.expirationYear > 2999) {
-      return { ok: false, code: 'INVALID_CARD', reason: `${pm.type} payment needs a four-digit expirationYear` };
+    if (pm.expirationYear === null || pm.expirationYear < FIRST_EXPIRY_YEAR) {
+      return { ok: false, code: 'INVALID_CARD', reason: `${pm.type} payment needs expirationYear ${FIRST_EXPIRY_YEAR} or later` };
     }
   }
   return {
@@ -133,7 +257,7 @@ export function toPaymentRequest(event: StockConfirmedEvent): RequestCheck {
       orderId: event.orderId,
       buyerId: event.buyerId,
       amount: amount.amount,
-      currency: event.currency,
+      currency,
       paymentMethod: pm,
     },
   };

@@ -1,12 +1,21 @@
 import t from 'tap';
-import { decodeStockConfirmed, stringifyJson, toPaymentRequest, type StockConfirmedEvent } from '@foodies/domain';
-import { eventBody, stockConfirmedEvent } from '@foodies/testkit';
+import {
+  decodeStockConfirmed,
+  storableText,
+  stringifyJson,
+  toPaymentRequest,
+  type DecodedBody,
+  type StockConfirmedEvent,
+} from '@foodies/domain';
+import { eventBody, fieldMutations, kotlinObject, kotlinStockConfirmed, newOrderId, stockConfirmedEvent } from '@foodies/testkit';
 
 const decodeEvent = (raw: Buffer): StockConfirmedEvent => {
   const decoded = decodeStockConfirmed(raw);
-  if (decoded.kind !== 'event') throw new Error(`expected an event, got poison: ${decoded.reason}`);
+  if (decoded.kind !== 'payment') throw new Error(`expected a payment, got ${decoded.kind}: ${'reason' in decoded ? decoded.reason : ''}`);
   return decoded.event;
 };
+
+const withOrderId = (text: string) => Buffer.from(stringifyJson(stockConfirmedEvent()).replace(/"orderId":\d+/, `"orderId":${text}`));
 
 t.test('a valid event decodes with every field, unknown fields ignored', async (t) => {
   const body = stockConfirmedEvent({ orderId: 12345, futureField: { nested: true } });
@@ -38,36 +47,26 @@ t.test('orderId beyond 2^53 is kept exactly, never rounded', async (t) => {
   t.equal(decodeEvent(max).orderId, 9223372036854775807n);
 });
 
-t.test('poison bodies are recognised with a reason', async (t) => {
+t.test('only a body that names no order is poison, with a reason', async (t) => {
   const valid = stockConfirmedEvent();
   const cases: Array<[string, Buffer, RegExp]> = [
     ['not JSON', Buffer.from('hello'), /not valid JSON/],
     ['empty body', Buffer.alloc(0), /not valid JSON/],
     ['array', Buffer.from('[]'), /not a JSON object/],
     ['null', Buffer.from('null'), /not a JSON object/],
-    ['missing orderId', eventBody({ ...valid, orderId: undefined }), /orderId/],
-    ['string orderId', eventBody({ ...valid, orderId: '12' }), /orderId/],
-    ['fractional orderId', Buffer.from(stringifyJson(valid).replace(/"orderId":\d+/, '"orderId":1.5')), /orderId/],
+    ['missing orderId', eventBody({ ...valid, orderId: undefined }), /invalid orderId: missing/],
+    ['orderId with a leading zero', eventBody({ ...valid, orderId: '012' }), /invalid orderId: "012" is not a positive 64-bit integer/],
+    ['orderId with spaces', eventBody({ ...valid, orderId: '   42  ' }), /orderId/],
+    ['orderId NaN', eventBody({ ...valid, orderId: 'NaN' }), /orderId/],
+    ['fractional orderId', withOrderId('1.5'), /orderId/],
     ['zero orderId', eventBody({ ...valid, orderId: 0 }), /orderId/],
-    ['orderId beyond int64', Buffer.from(stringifyJson(valid).replace(/"orderId":\d+/, '"orderId":9223372036854775808')), /orderId/],
-    [
-      'fraction that rounds to an integer',
-      Buffer.from(stringifyJson(valid).replace(/"orderId":\d+/, '"orderId":4503599627370497.5')),
-      /orderId/,
-    ],
-    ['exponent orderId', Buffer.from(stringifyJson(valid).replace(/"orderId":\d+/, '"orderId":1e3')), /orderId/],
-    ['float beyond 2^53', Buffer.from(stringifyJson(valid).replace(/"orderId":\d+/, '"orderId":9007199254740993.0')), /orderId/],
-    ['numeric amount', eventBody({ ...valid, totalAmount: 49.99 }), /totalAmount/],
-    ['missing eventId', eventBody({ ...valid, eventId: undefined }), /eventId/],
-    ['unknown method type', eventBody({ ...valid, paymentMethod: { type: 'CRYPTO' } }), /paymentMethod/],
-    ['1 MB body', Buffer.alloc(1024 * 1024, 'a'), /exceeds the 65536-byte limit/],
-    ['NUL in the event id', eventBody({ ...valid, eventId: 'a\u0000b' }), /eventId: contains a NUL character/],
-    [
-      'expiry year beyond int4',
-      eventBody({ ...valid, paymentMethod: { type: 'DIGITAL_WALLET', expirationYear: 2 ** 40 } }),
-      /expirationYear/,
-    ],
-    ['buyerId too long', eventBody({ ...valid, buyerId: 'b'.repeat(256) }), /buyerId/],
+    ['negative orderId', eventBody({ ...valid, orderId: -5 }), /orderId/],
+    ['orderId beyond int64', withOrderId('9223372036854775808'), /orderId/],
+    ['fraction that rounds to an integer', withOrderId('4503599627370497.5'), /orderId/],
+    ['exponent orderId', withOrderId('1e3'), /orderId/],
+    ['float beyond 2^53', withOrderId('9007199254740993.0'), /orderId/],
+    ['orderId as an object', eventBody({ ...valid, orderId: { id: 5 } }), /orderId/],
+    ['2 MB body', Buffer.alloc(2 * 1024 * 1024, 'a'), /exceeds the 65536-byte limit/],
   ];
   for (const [name, raw, reason] of cases) {
     const decoded = decodeStockConfirmed(raw);
@@ -76,13 +75,169 @@ t.test('poison bodies are recognised with a reason', async (t) => {
   }
 });
 
+const rejection = (raw: Buffer): Extract<DecodedBody, { kind: 'rejected' }> => {
+  const decoded = decodeStockConfirmed(raw);
+  if (decoded.kind !== 'rejected') throw new Error(`expected a rejection, got ${decoded.kind}`);
+  return decoded;
+};
+
+t.test('a body that names an order but is otherwise broken is a rejection of that order, with a precise reason', async (t) => {
+  const valid = stockConfirmedEvent({ orderId: 4242 });
+  const pm = valid.paymentMethod as Record<string, unknown>;
+  const big = { ...valid, padding: 'x'.repeat(70 * 1024) };
+  const cases: Array<[string, Buffer, string, RegExp]> = [
+    ['numeric amount', eventBody({ ...valid, totalAmount: 49.99 }), 'UNKNOWN', /^invalid totalAmount: Expected string$/],
+    ['missing eventId', eventBody({ ...valid, eventId: undefined }), 'UNKNOWN', /^missing eventId$/],
+    ['empty eventId', eventBody({ ...valid, eventId: '' }), 'UNKNOWN', /eventId/],
+    ['numeric eventId', eventBody({ ...valid, eventId: 42 }), 'UNKNOWN', /eventId/],
+    ['missing occurredAt', eventBody({ ...valid, occurredAt: undefined }), 'UNKNOWN', /^missing occurredAt$/],
+    ['null buyerId', eventBody({ ...valid, buyerId: null }), 'UNKNOWN', /buyerId/],
+    ['buyerId too long', eventBody({ ...valid, buyerId: 'b'.repeat(256) }), 'UNKNOWN', /buyerId/],
+    ['missing paymentMethod', eventBody({ ...valid, paymentMethod: undefined }), 'INVALID_CARD', /^missing paymentMethod$/],
+    ['paymentMethod a string', eventBody({ ...valid, paymentMethod: 'VISA' }), 'INVALID_CARD', /paymentMethod/],
+    [
+      'unknown method type',
+      eventBody({ ...valid, paymentMethod: { ...pm, type: 'CRYPTO' } }),
+      'INVALID_CARD',
+      /paymentMethod.type: expected one of CREDIT_CARD/,
+    ],
+    [
+      'unknown brand',
+      eventBody({ ...valid, paymentMethod: { ...pm, cardBrand: 'DINERS' } }),
+      'INVALID_CARD',
+      /paymentMethod.cardBrand: expected null or one of/,
+    ],
+    [
+      'holder name of 256',
+      eventBody({ ...valid, paymentMethod: { ...pm, cardHolderName: 'h'.repeat(256) } }),
+      'INVALID_CARD',
+      /cardHolderName/,
+    ],
+    [
+      'expiry year beyond int4',
+      eventBody({ ...valid, paymentMethod: { ...pm, expirationYear: 2 ** 40 } }),
+      'INVALID_CARD',
+      /expirationYear/,
+    ],
+    ['expiry month a string', eventBody({ ...valid, paymentMethod: { ...pm, expirationMonth: '12' } }), 'INVALID_CARD', /expirationMonth/],
+    [
+      'string orderId (kotlinx reads a quoted Long)',
+      eventBody({ ...valid, orderId: '4242' }),
+      'UNKNOWN',
+      /^invalid orderId: expected a positive 64-bit integer/,
+    ],
+    ['NUL in the event id', eventBody({ ...valid, eventId: 'a\u0000b' }), 'UNKNOWN', /eventId contains a NUL character/],
+    [
+      'lone surrogate in the buyer id',
+      eventBody({ ...valid, buyerId: 'b\ud800' }),
+      'UNKNOWN',
+      /buyerId contains a NUL character or a lone UTF-16 surrogate/,
+    ],
+    ['body of 70 KiB', eventBody(big), 'UNKNOWN', /exceeds the 65536-byte limit/],
+  ];
+  for (const [name, raw, code, reason] of cases) {
+    const decoded = decodeStockConfirmed(raw);
+    t.equal(decoded.kind, 'rejected', name);
+    if (decoded.kind !== 'rejected') continue;
+    t.equal(decoded.orderId, 4242n, `${name}: names its order`);
+    t.equal(decoded.code, code, `${name}: code`);
+    t.match(decoded.reason, reason, `${name}: ${decoded.reason}`);
+  }
+});
+
+t.test('the inbox key of a rejection is its eventId, or a digest of the body when the eventId is unusable', async (t) => {
+  const valid = stockConfirmedEvent({ totalAmount: 1 });
+  t.equal(rejection(eventBody(valid)).eventKey, valid.eventId);
+  const noId = eventBody({ ...valid, eventId: undefined });
+  const key = rejection(noId).eventKey;
+  t.match(key, /^body-sha256:[0-9a-f]{64}$/);
+  t.equal(rejection(noId).eventKey, key, 'the same body redelivered has the same key');
+  t.not(rejection(eventBody({ ...valid, eventId: undefined, buyerId: 'other' })).eventKey, key, 'another body has another key');
+  t.match(rejection(eventBody({ ...valid, eventId: 'x'.repeat(256) })).eventKey, /^body-sha256:/);
+  t.match(rejection(eventBody({ ...valid, eventId: 'a\u0000b' })).eventKey, /^body-sha256:/);
+});
+
+t.test('what Ordering legitimately sends is charged', async (t) => {
+  const holder = 'A'.repeat(255);
+  const long = toPaymentRequest(
+    decodeEvent(
+      eventBody(
+        stockConfirmedEvent({
+          paymentMethod: {
+            type: 'CREDIT_CARD',
+            cardLastFour: '4242',
+            cardBrand: 'VISA',
+            cardHolderName: holder,
+            expirationMonth: 1,
+            expirationYear: 2031,
+          },
+        }),
+      ),
+    ),
+  );
+  t.ok(long.ok && long.request.paymentMethod.cardHolderName === holder, 'a 255-character holder name');
+  for (const currency of ['usd', 'Usd', 'USD']) {
+    const check = toPaymentRequest(decodeEvent(eventBody(stockConfirmedEvent({ currency, totalAmount: '27.0000' }))));
+    t.ok(check.ok, currency);
+    if (check.ok) t.same([check.request.currency, check.request.amount], ['USD', '27.00'], `${currency} is charged as USD 27.00`);
+  }
+  const farYear = toPaymentRequest(
+    decodeEvent(
+      eventBody(
+        stockConfirmedEvent({
+          paymentMethod: {
+            type: 'DEBIT_CARD',
+            cardLastFour: '0042',
+            cardBrand: null,
+            cardHolderName: null,
+            expirationMonth: 6,
+            expirationYear: 3100,
+          },
+        }),
+      ),
+    ),
+  );
+  t.ok(farYear.ok, 'any expiry year that is not in the past');
+});
+
+t.test('the amount and the ids are never masked, even when they look like card numbers', async (t) => {
+  // 1000000000009 passes the Luhn check: as a card number it would be masked.
+  const decoded = decodeStockConfirmed(eventBody(stockConfirmedEvent({ totalAmount: '1000000000009.0000', buyerId: '4242424242424242' })));
+  t.equal(decoded.kind, 'payment');
+  if (decoded.kind === 'payment') {
+    t.equal(decoded.request.amount, '1000000000009.00');
+    t.equal(decoded.request.buyerId, '4242424242424242');
+    t.same(decoded.removedSecrets, []);
+  }
+});
+
+t.test('a rejection never quotes a card number back', async (t) => {
+  const decoded = rejection(eventBody(stockConfirmedEvent({ totalAmount: '4242424242424242' })));
+  t.match(decoded.reason, /exceeds the largest supported amount/);
+  t.notMatch(decoded.reason, /4242424242424242/);
+  t.match(decoded.reason, /REDACTED PAN \*\*\*\*4242/);
+});
+
+t.test('card data is scrubbed in paymentMethod and in unknown fields', async (t) => {
+  const body = stockConfirmedEvent();
+  const pm = body.paymentMethod as Record<string, unknown>;
+  pm.cardHolderName = 'John 4242 4242 4242 4242';
+  pm.note = { deep: ['card 4000056655665556'] };
+  body.remarks = 'paid with 4111-1111-1111-1111';
+  const decoded = decodeStockConfirmed(eventBody(body));
+  t.equal(decoded.kind, 'payment');
+  if (decoded.kind !== 'payment') return;
+  t.equal(decoded.request.paymentMethod.cardHolderName, 'John [REDACTED PAN ****4242]');
+  t.same(decoded.removedSecrets.sort(), ['paymentMethod.cardHolderName', 'paymentMethod.note.deep[0]', 'remarks']);
+});
+
 t.test('card secrets are removed before the event is used, and reported by path', async (t) => {
   const body = stockConfirmedEvent();
   (body.paymentMethod as Record<string, unknown>).cardNumber = '4242424242424242';
   (body.paymentMethod as Record<string, unknown>).cvv = '123';
   body.pan = '4000 0566 5566 5556';
   const decoded = decodeStockConfirmed(eventBody(body));
-  t.equal(decoded.kind, 'event');
+  t.equal(decoded.kind, 'payment');
   t.same(decoded.removedSecrets.sort(), ['pan', 'paymentMethod.cardNumber', 'paymentMethod.cvv']);
   t.notMatch(
     JSON.stringify(decoded, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)),
@@ -123,12 +278,9 @@ t.test('business validation answers with a failure code and a precise reason', a
     ],
   ];
   for (const [name, overrides, code, reason] of cases) {
-    const check = toPaymentRequest(decodeEvent(eventBody(stockConfirmedEvent(overrides))));
-    t.equal(check.ok, false, name);
-    if (!check.ok) {
-      t.equal(check.code, code, `${name} code`);
-      t.match(check.reason, reason, `${name}: ${check.reason}`);
-    }
+    const check = rejection(eventBody(stockConfirmedEvent(overrides)));
+    t.equal(check.code, code, `${name} code`);
+    t.match(check.reason, reason, `${name}: ${check.reason}`);
   }
 });
 
@@ -139,4 +291,25 @@ t.test('a valid event becomes a payment request with the canonical amount', asyn
     t.equal(check.request.amount, '100');
     t.equal(check.request.orderId, 77n);
   }
+});
+
+t.test('every mutation of a Kotlin body that keeps its orderId names that order, and its reason can be stored', async (t) => {
+  const mutations = fieldMutations();
+  t.ok(mutations.length > 200);
+  for (const mutation of mutations) {
+    const orderId = newOrderId();
+    const body = kotlinObject(kotlinStockConfirmed({ orderId }));
+    mutation.apply(body);
+    const decoded = decodeStockConfirmed(eventBody(body));
+    if (decoded.kind === 'poison') {
+      t.fail(`${mutation.name}: dead-lettered (${decoded.reason})`);
+      continue;
+    }
+    const named = decoded.kind === 'payment' ? decoded.request.orderId : decoded.orderId;
+    if (named !== orderId) t.fail(`${mutation.name}: names order ${named}, not ${orderId}`);
+    if (decoded.kind === 'rejected' && !(storableText(decoded.reason) && storableText(decoded.eventKey))) {
+      t.fail(`${mutation.name}: reason or key cannot be stored`);
+    }
+  }
+  t.pass(`${mutations.length} mutations checked`);
 });

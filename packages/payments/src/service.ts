@@ -37,6 +37,11 @@ export interface PaymentServiceOptions {
   chargePolicy: ChargePolicy;
   clock?: () => Date;
   observer?: ChargeObserver;
+  /**
+   * Told when the claim finds the request's event id already answered for another order:
+   * a producer bug (event ids must be unique), not a duplicate, so this order is processed.
+   */
+  onEventIdReused?: (eventId: string, orderId: bigint, otherOrderId: bigint) => void;
   /** Test seam: runs after the gateway answered, before the outcome commits (crash injection). */
   afterCharge?: (payment: PaymentRecord, answer: GatewayResult) => Promise<void> | void;
 }
@@ -55,7 +60,7 @@ export class PaymentService {
   /**
    * Charges an order at most once, whatever happens (DESIGN §3.1):
    * 1. claim: insert the PENDING row (UNIQUE order_id picks one winner among replicas);
-   *    an event already answered (in the inbox) is DuplicateEvent and does nothing;
+   *    an event already answered for this order (in the inbox) is DuplicateEvent and does nothing;
    *    an order answered by a rejection is AlreadyRejected (never charged);
    *    an existing final payment is AlreadyProcessed; an in-flight one with an expired
    *    lease (its consumer died), or with a lease `owner` holds already, is taken over,
@@ -74,6 +79,7 @@ export class PaymentService {
     const { repository } = this.options;
     const claim = await during('claim payment', repository.claim(request, this.lease(owner)));
     if (claim.kind === 'event-answered') return { kind: 'DuplicateEvent', eventId: request.eventId };
+    if (claim.reusedBy !== undefined) this.options.onEventIdReused?.(request.eventId, request.orderId, claim.reusedBy);
     let payment = claim.kind === 'claimed' ? claim.payment : undefined;
     if (!payment) {
       const existing = await during('read payment', repository.findByOrderId(request.orderId));

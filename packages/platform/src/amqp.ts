@@ -34,6 +34,8 @@ export interface RabbitOptions {
   RABBITMQ_PORT: number;
   RABBITMQ_USERNAME: string;
   RABBITMQ_PASSWORD: string;
+  /** Virtual host (default "/"). */
+  RABBITMQ_VHOST?: string;
   /** Seconds between heartbeats (default 5). */
   RABBITMQ_HEARTBEAT_S?: number;
 }
@@ -60,6 +62,7 @@ export function createRabbit(options: RabbitOptions, logger: Logger, connectionN
     port: options.RABBITMQ_PORT,
     username: options.RABBITMQ_USERNAME,
     password: options.RABBITMQ_PASSWORD,
+    vhost: options.RABBITMQ_VHOST ?? '/',
     connectionName,
     noDelay: true,
     retryLow: 250,

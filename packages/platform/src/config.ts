@@ -70,6 +70,7 @@ export const RabbitEnv = {
   RABBITMQ_PORT: Port(5672, 'RabbitMQ'),
   RABBITMQ_USERNAME: Text('guest', 'the RabbitMQ user name'),
   RABBITMQ_PASSWORD: Type.String({ default: 'guest', description: 'must be the RabbitMQ password' }),
+  RABBITMQ_VHOST: Text('/', 'the RabbitMQ virtual host'),
   RABBITMQ_PUBLISH_EXCHANGE: Text('foodies.events', 'the topic exchange events are published to'),
   RABBITMQ_HEARTBEAT_S: Type.Integer({
     minimum: 1,

@@ -5,3 +5,4 @@ export * from './memory.js';
 export * from './fixtures.js';
 export * from './tcp-proxy.js';
 export * from './log-check.js';
+export * from './kotlin.js';

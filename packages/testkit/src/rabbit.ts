@@ -12,16 +12,24 @@ export interface RabbitNames {
   exchange: string;
   queue: string;
   dlq: string;
+  /** The exchange that feeds the DLQ. */
+  dlx: string;
 }
 
 /** Run-unique exchange and queue names, deleted at teardown, so tests never share state. */
 export function rabbitNames(t: Teardown, admin: Connection): RabbitNames {
   const id = uniqueName('t');
-  const names = { exchange: `foodies.events.${id}`, queue: `payment.stock-confirmed.${id}`, dlq: `payment.stock-confirmed.${id}.dlq` };
+  const names = {
+    exchange: `foodies.events.${id}`,
+    queue: `payment.stock-confirmed.${id}`,
+    dlq: `payment.stock-confirmed.${id}.dlq`,
+    dlx: `payment.stock-confirmed.${id}.dlx`,
+  };
   t.teardown(async () => {
     await admin.queueDelete({ queue: names.queue }).catch(() => undefined);
     await admin.queueDelete({ queue: names.dlq }).catch(() => undefined);
     await admin.exchangeDelete({ exchange: names.exchange }).catch(() => undefined);
+    await admin.exchangeDelete({ exchange: names.dlx }).catch(() => undefined);
   });
   return names;
 }
