@@ -47,6 +47,62 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
 };
 
+/**
+ * The RabbitMQ Messaging Topology Operator's CRDs (rabbitmq.com/v1beta1 User and Permission),
+ * transcribed from their openAPIV3Schema: the fields, their types and what is required. Unknown
+ * fields are refused here (the API server would prune them silently, hiding a typo).
+ */
+const clusterReference = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    name: { type: 'string' },
+    namespace: { type: 'string' },
+    connectionSecret: { type: 'object', properties: { name: { type: 'string' } } },
+  },
+};
+const TOPOLOGY_SCHEMAS: Record<string, object> = {
+  'rabbitmq.com/v1beta1/User': {
+    type: 'object',
+    required: ['spec'],
+    properties: {
+      spec: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['rabbitmqClusterReference'],
+        properties: {
+          rabbitmqClusterReference: clusterReference,
+          importCredentialsSecret: { type: 'object', additionalProperties: false, properties: { name: { type: 'string' } } },
+          tags: { type: 'array', items: { enum: ['management', 'policymaker', 'monitoring', 'administrator'] } },
+        },
+      },
+    },
+  },
+  'rabbitmq.com/v1beta1/Permission': {
+    type: 'object',
+    required: ['spec'],
+    properties: {
+      spec: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['permissions', 'rabbitmqClusterReference', 'vhost'],
+        oneOf: [{ required: ['user'] }, { required: ['userReference'] }],
+        properties: {
+          permissions: {
+            type: 'object',
+            additionalProperties: false,
+            properties: { configure: { type: 'string' }, read: { type: 'string' }, write: { type: 'string' } },
+          },
+          rabbitmqClusterReference: clusterReference,
+          user: { type: 'string' },
+          userReference: { type: 'object', additionalProperties: false, properties: { name: { type: 'string' } } },
+          vhost: { type: 'string' },
+        },
+      },
+    },
+  },
+};
+
 t.test('docker-compose.yml is valid against the Compose specification schema', async (t) => {
   const compose = parse(read('docker-compose.yml'), { merge: true }) as { services: Record<string, Record<string, unknown>> };
   const Ajv2019 = (require('ajv/dist/2019') as { default: new (options: object) => { compile(schema: object): ValidateFunction } }).default;
@@ -85,10 +141,18 @@ t.test('docker-compose.yml is valid against the Compose specification schema', a
 t.test('every Kubernetes manifest is valid against the Kubernetes API schemas', async (t) => {
   const docs = manifests();
   t.ok(docs.length >= 15);
+  const Ajv = (require('ajv') as { default: new (options: object) => { compile(schema: object): ValidateFunction } }).default;
+  const ajv = new Ajv({ strict: false, allErrors: true });
   for (const { file, doc } of docs) {
-    const Model = MODELS[`${doc.apiVersion}/${doc.kind}`];
-    t.ok(Model, `${file}: ${doc.apiVersion} ${doc.kind} is a known kind`);
+    const kind = `${doc.apiVersion}/${doc.kind}`;
+    const Model = MODELS[kind];
+    const crd = TOPOLOGY_SCHEMAS[kind];
+    t.ok(Model ?? crd, `${file}: ${doc.apiVersion} ${doc.kind} is a known kind`);
     if (Model) t.doesNotThrow(() => new Model(doc as never).validate(), `${file}: ${doc.kind} ${doc.metadata.name} is valid`);
+    if (crd) {
+      const validate = ajv.compile(crd);
+      t.ok(validate(doc), `${file}: ${doc.kind} ${doc.metadata.name} is valid: ${JSON.stringify(validate.errors)}`);
+    }
     if (doc.kind !== 'Namespace') t.equal(doc.metadata.namespace, 'foodies', `${file}: ${doc.metadata.name} in namespace foodies`);
   }
 });
@@ -199,4 +263,30 @@ t.test('the Dockerfile builds in one stage and runs compiled code as a non-root 
     t.ok(entry.includes(target), `entry point runs ${target}`);
     t.ok(existsSync(join(root, target.replace('/dist/', '/src/').replace(/\.js$/, '.ts'))), `${target} is built from a source file`);
   }
+});
+
+t.test('the RabbitMQ user may touch the service’s own names and nothing else', async (t) => {
+  const docs = manifests().map((m) => m.doc);
+  const config = docs.find((d) => d.kind === 'ConfigMap') as unknown as { data: Record<string, string> };
+  const permission = docs.find((d) => d.kind === 'Permission') as unknown as {
+    spec: { userReference: { name: string }; permissions: Record<'configure' | 'write' | 'read', string> };
+  };
+  const user = docs.find((d) => d.kind === 'User' && d.metadata.name === permission.spec.userReference.name) as unknown as {
+    spec: { importCredentialsSecret: { name: string } };
+  };
+  t.ok(user, 'the permission names a User of these manifests');
+  const queue = config.data.RABBITMQ_CONSUME_QUEUE!;
+  t.equal(config.data.RABBITMQ_PUBLISH_EXCHANGE, 'foodies', 'the real cluster’s exchange');
+  const ours = [queue, `${queue}.dlq`, `${queue}.dlx`, config.data.RABBITMQ_PUBLISH_EXCHANGE!];
+  const others = ['amq.default', '', 'foodies.events', 'foodies2', 'order.stock-confirmed', 'menu.stock-validation', 'xpayment.q'];
+  for (const [what, regex] of Object.entries(permission.spec.permissions)) {
+    const pattern = new RegExp(regex);
+    for (const name of ours) t.ok(pattern.test(name), `${what} allows ${name}`);
+    for (const name of others) t.notOk(pattern.test(name), `${what} refuses '${name}'`);
+  }
+  const consumer = docs.find((d) => d.kind === 'Deployment' && d.metadata.name === 'payment-consumer') as unknown as {
+    spec: { template: { spec: { containers: Array<{ env: Array<{ name: string; valueFrom?: { secretKeyRef?: { name: string } } }> }> } } };
+  };
+  const username = consumer.spec.template.spec.containers[0]!.env.find((e) => e.name === 'RABBITMQ_USERNAME');
+  t.equal(username?.valueFrom?.secretKeyRef?.name, user.spec.importCredentialsSecret.name, 'the apps log in as that user');
 });

@@ -129,6 +129,24 @@ t.test('admin payment queries', async (t) => {
     }
   });
 
+  t.test('a query value the database cannot store (NUL, invalid UTF-16) is a 400, never a 500', async (t) => {
+    for (const value of ['a%00b', '%00', 'x%ED%A0%80y', '%F0%90%80', 'ok%ff']) {
+      const res = await get(`/payments?buyerId=${value}`);
+      t.not(res.statusCode, 500, `buyerId=${value} is not a 500`);
+      t.ok(res.statusCode === 400 || res.statusCode === 200, `buyerId=${value}: ${res.statusCode} ${res.body}`);
+      t.equal(res.headers['content-type'], 'application/json; charset=utf-8');
+    }
+    const nul = await get('/payments?buyerId=a%00b');
+    t.equal(nul.statusCode, 400);
+    t.match(nul.json(), {
+      statusCode: 400,
+      error: 'Bad Request',
+      message: 'query parameter buyerId contains a NUL character or invalid UTF-16',
+    });
+    const unauthenticated = await admin.app.inject({ method: 'GET', url: '/payments?buyerId=a%00b' });
+    t.equal(unauthenticated.statusCode, 401, 'authentication is still checked first');
+  });
+
   t.test('a database error is a 500 that says nothing internal', async (t) => {
     await sql`ALTER TABLE payments RENAME TO payments_away`.execute(database.db);
     t.teardown(() => sql`ALTER TABLE payments_away RENAME TO payments`.execute(database.db));
