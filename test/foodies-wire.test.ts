@@ -12,6 +12,7 @@ import {
   encodeKotlin,
   fieldMutations,
   INT64_MAX,
+  KOTLIN_WALLET,
   kotlinInstant,
   kotlinObject,
   kotlinStockConfirmed,
@@ -81,14 +82,7 @@ t.test(
   'bodies exactly as the Kotlin encoder writes them, published without AMQP properties, are answered as Ordering expects',
   async (t) => {
     const { h, answers, publishBare } = await foodiesStack(t);
-    const wallet = {
-      type: 'DIGITAL_WALLET',
-      cardLastFour: null,
-      cardBrand: null,
-      cardHolderName: null,
-      expirationMonth: null,
-      expirationYear: null,
-    };
+    const wallet = { ...KOTLIN_WALLET };
     const card = kotlinStockConfirmed().paymentMethod;
     const now = new Date();
     type Case = { name: string; event: KotlinStockConfirmed; expect: Record<string, unknown> };

@@ -143,6 +143,7 @@ export async function startStack(options: {
       await Promise.all(apps.map((a) => (a.child.exitCode === null ? new Promise((r) => a.child.once('exit', r)) : undefined)));
       await rabbit.queueDelete({ queue }).catch(() => undefined);
       await rabbit.queueDelete({ queue: `${queue}.dlq` }).catch(() => undefined);
+      await rabbit.exchangeDelete({ exchange: `${queue}.dlx` }).catch(() => undefined);
       await rabbit.exchangeDelete({ exchange }).catch(() => undefined);
       await rabbit.close();
       for (const fn of cleanups) await fn();

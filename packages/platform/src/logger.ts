@@ -24,8 +24,15 @@ export const REDACT_PATHS = [
 ];
 
 /**
+ * Identifiers logged under these keys are written exactly: an SRE greps for them, and a
+ * 16-digit order id passes the Luhn check one time in ten (the decoder keeps them exact too).
+ */
+const IDENTIFIER_KEYS: ReadonlySet<string> = new Set(['orderId', 'otherOrderId', 'paymentId', 'eventId']);
+
+/**
  * Deep copy of a log object with card secrets removed and card-like digit runs masked,
- * wherever they sit. Errors are kept as they are for pino's serializer, their message masked.
+ * wherever they sit, identifiers excepted. Errors are kept as they are for pino's serializer,
+ * their message masked.
  */
 function scrub(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return maskCardNumbers(value);
@@ -38,7 +45,7 @@ function scrub(value: unknown, depth = 0): unknown {
   if (value instanceof Date || Buffer.isBuffer(value)) return value;
   const out: Record<string, unknown> = {};
   for (const [key, child] of Object.entries(value)) {
-    out[key] = isCardSecretKey(key) ? '[REDACTED]' : scrub(child, depth + 1);
+    out[key] = isCardSecretKey(key) ? '[REDACTED]' : IDENTIFIER_KEYS.has(key) ? child : scrub(child, depth + 1);
   }
   return out;
 }

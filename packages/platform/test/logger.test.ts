@@ -30,6 +30,18 @@ t.test('card numbers and CVVs never reach a log line, wherever they are', async 
   t.match(text, /REDACTED/);
 });
 
+t.test('identifiers are logged exactly, even when they pass the Luhn check', async (t) => {
+  const { logger, lines } = captureLogger();
+  // 1796679514972022 is a Luhn-valid 16-digit order id, as newOrderId() makes them in tests.
+  logger.warn(
+    { orderId: '1796679514972022', otherOrderId: '4242424242424242', eventId: '4111111111111111', note: '4111111111111111' },
+    'x',
+  );
+  const line = JSON.parse(lines[0]!) as Record<string, unknown>;
+  t.match(line, { orderId: '1796679514972022', otherOrderId: '4242424242424242', eventId: '4111111111111111' });
+  t.equal(line.note, '[REDACTED PAN ****1111]', 'other fields are still masked');
+});
+
 t.test('database errors are logged without the row they quote', async (t) => {
   const { logger, lines } = captureLogger();
   const err = Object.assign(new Error('new row violates check constraint'), {

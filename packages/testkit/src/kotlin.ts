@@ -40,6 +40,16 @@ export function kotlinInstant(date: Date, digits: 0 | 3 | 6 | 9, subMillis = '12
   return `${seconds}.${fraction}Z`;
 }
 
+/** A digital wallet as Ordering writes it: every optional key present and null. */
+export const KOTLIN_WALLET: Readonly<KotlinPaymentMethodInfo> = {
+  type: 'DIGITAL_WALLET',
+  cardLastFour: null,
+  cardBrand: null,
+  cardHolderName: null,
+  expirationMonth: null,
+  expirationYear: null,
+};
+
 export function kotlinStockConfirmed(overrides: Partial<KotlinStockConfirmed> = {}): KotlinStockConfirmed {
   return {
     eventId: randomUUID(),
