@@ -4,7 +4,13 @@
  */
 export function isDataRejection(err: unknown): err is Error & { code: string } {
   const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && (code.startsWith('22') || code === '23502' || code === '23514');
+  return isDataException(err) || code === '23502' || code === '23514';
+}
+
+/** SQLSTATE class 22 "data exception": a value PostgreSQL cannot hold or compare (NUL in text, bad encoding, out of range). */
+export function isDataException(err: unknown): err is Error & { code: string } {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('22');
 }
 
 /** Socket-level failures Node reports while reaching or talking to the server. */

@@ -5,7 +5,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Connection } from 'rabbitmq-client';
 import { storableText } from '@foodies/domain';
-import { createDb, isDatabaseUnavailable, isDataRejection, pingDatabase, type Db } from '@foodies/db';
+import { createDb, isDatabaseUnavailable, isDataException, pingDatabase, type Db } from '@foodies/db';
 import { createRabbit, dependencyChecks, pgConnectionFromEnv, registerHealthRoutes, type Logger } from '@foodies/platform';
 import { AuthError, createAuthenticator } from './auth.js';
 import type { AdminConfig } from './config.js';
@@ -100,7 +100,7 @@ export async function buildAdminApp(config: AdminConfig, logger: Logger): Promis
         .send({ statusCode: 503, error: REASONS[503], message: 'the payment database is unavailable; try again later' });
     }
     // A value the database refused (a data exception the checks above did not foresee) is the caller's, not ours.
-    if (isDataRejection(error)) {
+    if (isDataException(error)) {
       request.log.warn({ err: error }, 'database refused a request value');
       return reply.code(400).send({ statusCode: 400, error: REASONS[400], message: 'a request value cannot be stored or compared' });
     }

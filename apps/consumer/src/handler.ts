@@ -65,8 +65,7 @@ export class StockConfirmedHandler {
   private async rejectUnlessAnswered(ref: EventRef, code: PaymentFailureCode, reason: string, log: WorkLogger): Promise<Answered> {
     const inbox = await during('check inbox', inboxState(this.deps.db, ref.eventId, ref.orderId));
     if (inbox.answered) return this.duplicate(log);
-    if (inbox.reusedBy !== undefined) this.deps.onEventIdReused?.(ref.eventId, ref.orderId, inbox.reusedBy);
-    return this.reject(ref, code, reason, log);
+    return this.reject(ref, code, reason, log, inbox.reusedBy);
   }
 
   private async pay(request: ProcessPaymentRequest, log: WorkLogger, leaseOwner?: string): Promise<Answered> {
@@ -106,7 +105,8 @@ export class StockConfirmedHandler {
   }
 
   /** Answers an invalid event with a failed event, unless the order already has an answer. */
-  private async reject(event: EventRef, code: PaymentFailureCode, reason: string, log: WorkLogger): Promise<Answered> {
+  /** `reusedBy`: another order answered under this event id, reported if this rejection is the order's first answer. */
+  private async reject(event: EventRef, code: PaymentFailureCode, reason: string, log: WorkLogger, reusedBy?: bigint): Promise<Answered> {
     const answered = await during(
       'record rejection',
       this.deps.db.transaction().execute(async (tx) => {
@@ -116,6 +116,7 @@ export class StockConfirmedHandler {
       }),
     );
     if (answered) {
+      if (reusedBy !== undefined) this.deps.onEventIdReused?.(event.eventId, event.orderId, reusedBy);
       log.warn({ failureCode: code, reason }, 'event rejected; answered with a failed event');
       return 'rejected';
     }

@@ -5,7 +5,7 @@ import { countLedgerCharges, findPaymentByOrderId, type Db } from '@foodies/db';
 import { OrderPaymentFailedEventSchema, OrderPaymentSucceededEventSchema, parseJsonExact, stringifyJson } from '@foodies/domain';
 import { PaymentService, PgLedgerStore, PgPaymentRepository, SimulatedPaymentGateway } from '@foodies/payments';
 import { TransientError } from '@foodies/platform';
-import { captureLogger, createTestDatabase, eventBody, stockConfirmedEvent } from '@foodies/testkit';
+import { captureLogger, createTestDatabase, eventBody, newOrderId, stockConfirmedEvent } from '@foodies/testkit';
 import { StockConfirmedHandler } from '../src/handler.js';
 import { countRows, dumpAllTables, outboxRows } from './helpers.js';
 
@@ -99,11 +99,16 @@ t.test('OrderStockConfirmedEventHandler with PostgreSQL', async (t) => {
     t.match(await handler.handle(eventBody(reused)), { outcome: 'duplicate' }, 'its own redelivery is still a duplicate');
     t.equal(reports.length, 1, 'a redelivery is not reported again');
 
-    const rejected = stockConfirmedEvent({ eventId: paid.eventId, currency: 'ABC' });
+    // Its order id sorts after both others', as the inbox's key orders them.
+    const rejected = stockConfirmedEvent({ eventId: paid.eventId, currency: 'ABC', orderId: newOrderId() + 5_000_000_000_000_000n });
     t.match(await handler.handle(eventBody(rejected)), { outcome: 'rejected' }, 'an invalid event reusing the id is answered too');
     t.equal(await countRows(db, 'outbox', rejected.orderId as bigint), 1);
     t.equal(reports.length, 2);
     t.equal(reports[1]![1], rejected.orderId);
+    // Three orders under one id: the inbox is asked for this very pair, not for the first rows of the id.
+    t.match(await handler.handle(eventBody(rejected)), { outcome: 'duplicate' }, 'the third order’s redelivery is a duplicate');
+    t.equal(await countRows(db, 'outbox', rejected.orderId as bigint), 1, 'answered once');
+    t.equal(reports.length, 2, 'and not reported again');
   });
 
   t.test('a new eventId for an answered order re-publishes the recorded outcome without charging', async (t) => {

@@ -233,7 +233,8 @@ t.test('retention deletes only published outbox rows and inbox rows past their r
   await sql`UPDATE outbox SET published_at = now() - interval '10 minutes' WHERE id = ${newPublished!.id}`.execute(h.db);
   await sql`UPDATE outbox SET created_at = now() - interval '3 hours' WHERE id = ${oldUnpublished!.id}`.execute(h.db);
   await sql`INSERT INTO inbox (event_id, order_id, outcome, processed_at) VALUES
-              ('old', 1, 'SUCCEEDED', now() - interval '40 days'), ('recent', 2, 'SUCCEEDED', now() - interval '29 days')`.execute(h.db);
+              ('old', 1, 'SUCCEEDED', now() - interval '40 days'), ('recent', 2, 'SUCCEEDED', now() - interval '29 days'),
+              ('old', 3, 'SUCCEEDED', now() - interval '1 day')`.execute(h.db);
   const deleted = await sweepRetention(h.db, { outboxRetentionMs: 3_600_000, inboxRetentionMs: 30 * 86_400_000, batchSize: 1 });
   t.same(deleted, { outbox: 1, inbox: 1 });
   const left = await h.db.selectFrom('outbox').select('id').orderBy('id').execute();
@@ -242,9 +243,13 @@ t.test('retention deletes only published outbox rows and inbox rows past their r
     [newPublished!.id, oldUnpublished!.id],
     'unpublished rows are never deleted, however old',
   );
-  const inbox = await h.db.selectFrom('inbox').select('event_id').execute();
+  const inbox = await h.db.selectFrom('inbox').select(['event_id', 'order_id']).orderBy('order_id').execute();
   t.same(
-    inbox.map((r) => r.event_id),
-    ['recent'],
+    inbox.map((r) => [r.event_id, r.order_id]),
+    [
+      ['recent', 2n],
+      ['old', 3n],
+    ],
+    'a recent row of another order under a reused event id stays',
   );
 });

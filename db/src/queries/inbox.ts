@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Executor } from './payments.js';
 
 export type InboxOutcome = 'SUCCEEDED' | 'FAILED' | 'REPUBLISHED' | 'REJECTED';
@@ -26,7 +27,9 @@ export interface InboxState {
 
 /** Whether `eventId` is in the inbox for `orderId`, and whether another order used it. */
 export async function inboxState(db: Executor, eventId: string, orderId: bigint): Promise<InboxState> {
-  const rows = await db.selectFrom('inbox').select('order_id').where('event_id', '=', eventId).limit(2).execute();
-  const other = rows.find((r) => r.order_id !== orderId);
-  return { answered: rows.some((r) => r.order_id === orderId), ...(other && { reusedBy: other.order_id }) };
+  const { rows } = await sql<{ answered: boolean; reused_by: bigint | null }>`
+    SELECT EXISTS (SELECT 1 FROM inbox WHERE event_id = ${eventId} AND order_id = ${orderId}) AS answered,
+           (SELECT order_id FROM inbox WHERE event_id = ${eventId} AND order_id <> ${orderId} LIMIT 1) AS reused_by`.execute(db);
+  const row = rows[0]!;
+  return { answered: row.answered, ...(row.reused_by !== null && { reusedBy: row.reused_by }) };
 }

@@ -22,11 +22,11 @@ export async function deletePublishedOutbox(db: Executor, olderThanMs: number, b
 export async function deleteOldInbox(db: Executor, olderThanMs: number, batch: number): Promise<number> {
   const { rows } = await sql<{ n: bigint }>`
     WITH doomed AS (
-      SELECT event_id FROM inbox
+      SELECT event_id, order_id FROM inbox
       WHERE processed_at < now() - ${olderThanMs} * interval '1 millisecond'
       ORDER BY processed_at LIMIT ${batch}
       FOR UPDATE SKIP LOCKED
-    ), deleted AS (DELETE FROM inbox WHERE event_id IN (SELECT event_id FROM doomed) RETURNING 1)
+    ), deleted AS (DELETE FROM inbox WHERE (event_id, order_id) IN (SELECT event_id, order_id FROM doomed) RETURNING 1)
     SELECT count(*) AS n FROM deleted`.execute(db);
   return Number(rows[0]!.n);
 }

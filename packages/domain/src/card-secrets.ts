@@ -57,7 +57,8 @@ export interface StrippedSecrets<T> {
 export function stripCardSecrets<T>(value: T, keepPaths: ReadonlySet<string> = new Set()): StrippedSecrets<T> {
   const removed: string[] = [];
   const walk = (node: unknown, path: string): unknown => {
-    if (keepPaths.has(path)) return node;
+    // Kept only as the value it must be: an object or array under a kept key is walked like any other.
+    if (keepPaths.has(path) && (node === null || typeof node !== 'object')) return node;
     if (typeof node === 'string') {
       const masked = maskCardNumbers(node);
       if (masked !== node) removed.push(path || '$');

@@ -80,7 +80,7 @@ export function decodeStockConfirmed(raw: Buffer): DecodedBody {
   if (orderId === undefined) {
     const { value, removed } = stripCardSecrets(parsed, IDENTIFIERS);
     const reason = tooLarge ?? (isObject(value) ? `invalid orderId: ${describeOrderId(value.orderId)}` : 'body is not a JSON object');
-    return { kind: 'poison', reason, scrubbed: value, removedSecrets: removed };
+    return { kind: 'poison', reason: printable(maskCardNumbers(reason)), scrubbed: value, removedSecrets: removed };
   }
   const { value, removed } = stripCardSecrets(parsed as Record<string, unknown>, KNOWN_FIELDS);
   const eventKey = usableEventId(value.eventId) ?? bodyDigest(value);
@@ -121,12 +121,13 @@ function usableOrderId(value: unknown): bigint | undefined {
   return id !== undefined && id >= 1n && id < INT64_LIMIT ? id : undefined;
 }
 
+/** Quotes a scalar orderId (at most 40 characters); of an object or array only its kind is said. */
 function describeOrderId(value: unknown): string {
   if (value === undefined) return 'missing';
-  return `${JSON.stringify(typeof value === 'bigint' ? value.toString() : value) ?? typeof value} is not a positive 64-bit integer`.slice(
-    0,
-    120,
-  );
+  if (value !== null && typeof value === 'object')
+    return `${Array.isArray(value) ? 'an array' : 'an object'} is not a positive 64-bit integer`;
+  const text = typeof value === 'string' ? JSON.stringify(value.slice(0, 40)) : String(value);
+  return `${text} is not a positive 64-bit integer`;
 }
 
 /** The event id when it can key the inbox: 1-255 characters of well-formed text without NUL. */

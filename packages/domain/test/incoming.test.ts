@@ -314,3 +314,18 @@ t.test('every mutation of a Kotlin body that keeps its orderId names that order,
   }
   t.pass(`${mutations.length} mutations checked`);
 });
+
+t.test('card data under a kept key is still scrubbed when the value is not a plain id: body and reason', async (t) => {
+  const raw = Buffer.from(
+    '{"orderId":{"cvv":"123","pan":"4111111111111111","note":"4242424242424242"},"buyerId":{"cardNumber":"5555555555554444"}}',
+  );
+  const decoded = decodeStockConfirmed(raw);
+  t.equal(decoded.kind, 'poison');
+  if (decoded.kind !== 'poison') return;
+  t.equal(decoded.reason, 'invalid orderId: an object is not a positive 64-bit integer');
+  t.same(decoded.removedSecrets.sort(), ['buyerId.cardNumber', 'orderId.cvv', 'orderId.note', 'orderId.pan']);
+  t.notMatch(JSON.stringify(decoded.scrubbed), /123|4111111111111111|4242424242424242|5555555555554444/);
+  const quoted = decodeStockConfirmed(Buffer.from('{"orderId":"4111111111111111 x"}'));
+  t.match(quoted, { kind: 'poison', reason: /REDACTED PAN \*\*\*\*1111/ }, 'a quoted orderId is masked in the reason');
+  t.notMatch((quoted as { reason: string }).reason, /4111111111111111/);
+});

@@ -79,7 +79,9 @@ export class PaymentService {
     const { repository } = this.options;
     const claim = await during('claim payment', repository.claim(request, this.lease(owner)));
     if (claim.kind === 'event-answered') return { kind: 'DuplicateEvent', eventId: request.eventId };
-    if (claim.reusedBy !== undefined) this.options.onEventIdReused?.(request.eventId, request.orderId, claim.reusedBy);
+    // Reported once: when the event gives its order the first answer (a retry finds the claim taken).
+    if (claim.kind === 'claimed' && claim.reusedBy !== undefined)
+      this.options.onEventIdReused?.(request.eventId, request.orderId, claim.reusedBy);
     let payment = claim.kind === 'claimed' ? claim.payment : undefined;
     if (!payment) {
       const existing = await during('read payment', repository.findByOrderId(request.orderId));

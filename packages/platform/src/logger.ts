@@ -45,7 +45,8 @@ function scrub(value: unknown, depth = 0): unknown {
   if (value instanceof Date || Buffer.isBuffer(value)) return value;
   const out: Record<string, unknown> = {};
   for (const [key, child] of Object.entries(value)) {
-    out[key] = isCardSecretKey(key) ? '[REDACTED]' : IDENTIFIER_KEYS.has(key) ? child : scrub(child, depth + 1);
+    const identifier = IDENTIFIER_KEYS.has(key) && (typeof child === 'number' || typeof child === 'bigint' || typeof child === 'string');
+    out[key] = isCardSecretKey(key) ? '[REDACTED]' : identifier ? child : scrub(child, depth + 1);
   }
   return out;
 }

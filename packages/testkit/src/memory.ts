@@ -41,12 +41,15 @@ export class InMemoryPaymentRepository implements PaymentRepository {
     return { ...record };
   }
   async claim(request: ProcessPaymentRequest, lease: Lease): Promise<Claim> {
-    if (this.answers.some((a) => a.inbox.eventId === request.eventId)) return { kind: 'event-answered' };
+    const sameId = this.answers.filter((a) => a.inbox.eventId === request.eventId);
+    if (sameId.some((a) => a.inbox.orderId === request.orderId)) return { kind: 'event-answered' };
+    const other = sameId.find((a) => a.inbox.orderId !== request.orderId);
+    const reused = other ? { reusedBy: other.inbox.orderId } : {};
     if (this.rejections.has(request.orderId) || [...this.rows.values()].some((r) => r.orderId === request.orderId))
-      return { kind: 'order-answered' };
+      return { kind: 'order-answered', ...reused };
     const payment = await this.create(request);
     Object.assign(this.rows.get(payment.id)!, { leaseUntilMs: Date.now() + lease.ms, leaseOwner: lease.owner });
-    return { kind: 'claimed', payment };
+    return { kind: 'claimed', payment, ...reused };
   }
   async takeOver(paymentId: bigint, lease: Lease) {
     const row = this.rows.get(paymentId);
