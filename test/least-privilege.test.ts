@@ -58,7 +58,11 @@ t.test(
   'consumer and relay run as a user limited to ^(payment\\.|foodies$): a poison body reaches the DLQ, a valid order is answered',
   async (t) => {
     const permissions = shippedPermissions();
-    t.same(permissions, { configure: '^(payment\\.|foodies$)', write: '^(payment\\.|foodies$)', read: '^(payment\\.|foodies$)' });
+    t.same(
+      permissions,
+      { configure: '^(payment\\.|foodies$)', write: '^(payment\\.|foodies$)', read: '^(payment\\.|foodies$)' },
+      'the shipped Permission grants the real cluster’s regex',
+    );
     const vhost = uniqueName('foodies_lp');
     const user = uniqueName('payment_service_lp');
     const password = randomBytes(12).toString('hex');
@@ -117,9 +121,9 @@ t.test(
 
     const answer = await waitFor('the answer on foodies', () => answers[0], 20_000);
     const payload = Buffer.isBuffer(answer.body) ? answer.body.toString('utf8') : String(answer.body);
-    t.equal(answer.routingKey, 'payment.succeeded');
-    t.match(parseJsonExact(payload), { orderId: order.orderId, amount: '27.00' });
-    t.same(strictDecodeProblems('OrderPaymentSucceededEvent', payload), []);
+    t.equal(answer.routingKey, 'payment.succeeded', 'the valid order is answered on foodies');
+    t.match(parseJsonExact(payload), { orderId: order.orderId, amount: '27.00' }, 'for its order, 27.0000 charged as 27.00');
+    t.same(strictDecodeProblems('OrderPaymentSucceededEvent', payload), [], 'Ordering’s strict decoder accepts it');
 
     const dead = await waitFor(
       'the poison body in the DLQ',
@@ -133,8 +137,12 @@ t.test(
       },
       20_000,
     );
-    t.equal(Buffer.isBuffer(dead.body) ? dead.body.toString() : JSON.stringify(dead.body), '{"no":"order"}');
-    t.match(dead.headers, { 'x-rejection-reason': 'invalid orderId: missing' });
+    t.equal(
+      Buffer.isBuffer(dead.body) ? dead.body.toString() : JSON.stringify(dead.body),
+      '{"no":"order"}',
+      'the poison body is in payment.stock-confirmed.dlq',
+    );
+    t.match(dead.headers, { 'x-rejection-reason': 'invalid orderId: missing' }, 'with its reason');
     t.equal(lines.filter((l) => /ACCESS_REFUSED/.test(l)).length, 0, 'no refusal in the apps’ logs');
     t.equal(lines.filter((l) => JSON.parse(l).level >= 50).length, 0, 'no error logged');
   },
