@@ -61,46 +61,39 @@ const clusterReference = {
     connectionSecret: { type: 'object', properties: { name: { type: 'string' } } },
   },
 };
+/** A closed object of these properties. */
+const closed = (properties: Record<string, object>, extra: object = {}) => ({
+  type: 'object',
+  additionalProperties: false,
+  properties,
+  ...extra,
+});
+/** A custom resource whose spec is `spec`. */
+const resource = (spec: object) => ({ type: 'object', required: ['spec'], properties: { spec } });
+const nameRef = closed({ name: { type: 'string' } });
 const TOPOLOGY_SCHEMAS: Record<string, object> = {
-  'rabbitmq.com/v1beta1/User': {
-    type: 'object',
-    required: ['spec'],
-    properties: {
-      spec: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['rabbitmqClusterReference'],
-        properties: {
-          rabbitmqClusterReference: clusterReference,
-          importCredentialsSecret: { type: 'object', additionalProperties: false, properties: { name: { type: 'string' } } },
-          tags: { type: 'array', items: { enum: ['management', 'policymaker', 'monitoring', 'administrator'] } },
-        },
+  'rabbitmq.com/v1beta1/User': resource(
+    closed(
+      {
+        rabbitmqClusterReference: clusterReference,
+        importCredentialsSecret: nameRef,
+        tags: { type: 'array', items: { enum: ['management', 'policymaker', 'monitoring', 'administrator'] } },
       },
-    },
-  },
-  'rabbitmq.com/v1beta1/Permission': {
-    type: 'object',
-    required: ['spec'],
-    properties: {
-      spec: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['permissions', 'rabbitmqClusterReference', 'vhost'],
-        oneOf: [{ required: ['user'] }, { required: ['userReference'] }],
-        properties: {
-          permissions: {
-            type: 'object',
-            additionalProperties: false,
-            properties: { configure: { type: 'string' }, read: { type: 'string' }, write: { type: 'string' } },
-          },
-          rabbitmqClusterReference: clusterReference,
-          user: { type: 'string' },
-          userReference: { type: 'object', additionalProperties: false, properties: { name: { type: 'string' } } },
-          vhost: { type: 'string' },
-        },
+      { required: ['rabbitmqClusterReference'] },
+    ),
+  ),
+  'rabbitmq.com/v1beta1/Permission': resource(
+    closed(
+      {
+        permissions: closed({ configure: { type: 'string' }, read: { type: 'string' }, write: { type: 'string' } }),
+        rabbitmqClusterReference: clusterReference,
+        user: { type: 'string' },
+        userReference: nameRef,
+        vhost: { type: 'string' },
       },
-    },
-  },
+      { required: ['permissions', 'rabbitmqClusterReference', 'vhost'], oneOf: [{ required: ['user'] }, { required: ['userReference'] }] },
+    ),
+  ),
 };
 
 t.test('docker-compose.yml is valid against the Compose specification schema', async (t) => {

@@ -130,11 +130,16 @@ t.test('admin payment queries', async (t) => {
   });
 
   t.test('a query value the database cannot store (NUL, invalid UTF-16) is a 400, never a 500', async (t) => {
-    for (const value of ['a%00b', '%00', 'x%ED%A0%80y', '%F0%90%80', 'ok%ff']) {
+    for (const value of ['a%00b', '%00']) {
       const res = await get(`/payments?buyerId=${value}`);
-      t.not(res.statusCode, 500, `buyerId=${value} is not a 500`);
-      t.ok(res.statusCode === 400 || res.statusCode === 200, `buyerId=${value}: ${res.statusCode} ${res.body}`);
+      t.equal(res.statusCode, 400, `buyerId=${value}`);
       t.equal(res.headers['content-type'], 'application/json; charset=utf-8');
+    }
+    // Invalid UTF-8 is decoded to U+FFFD, which can be stored: an ordinary (empty) page.
+    for (const value of ['x%ED%A0%80y', '%F0%90%80', 'ok%ff']) {
+      const res = await get(`/payments?buyerId=${value}`);
+      t.equal(res.statusCode, 200, `buyerId=${value}`);
+      t.same(res.json().items, []);
     }
     const nul = await get('/payments?buyerId=a%00b');
     t.equal(nul.statusCode, 400);

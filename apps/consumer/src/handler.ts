@@ -1,5 +1,14 @@
 import { findOrderRejection, findPaymentByOrderId, inboxState, insertOrderRejection, type Db } from '@foodies/db';
-import { decodeStockConfirmed, isInFlight, type PaymentFailureCode, type PaymentRecord, type ProcessPaymentRequest } from '@foodies/domain';
+import {
+  decodeStockConfirmed,
+  isInFlight,
+  maskCardNumbers,
+  printable,
+  type DecodedBody,
+  type PaymentFailureCode,
+  type PaymentRecord,
+  type ProcessPaymentRequest,
+} from '@foodies/domain';
 import { during, lazyChild, TransientError, type Logger, type WorkLogger } from '@foodies/platform';
 import { InvalidPaymentDataError, PaymentInFlightError, type PaymentService } from '@foodies/payments';
 import { answerRows, eventForRecord, eventForResult, failedEvent, recordAnswer } from './answers.js';
@@ -19,6 +28,18 @@ export interface HandlerDeps {
   clock?: () => Date;
   /** Told when an event id already answered for another order arrives (see PaymentServiceOptions.onEventIdReused). */
   onEventIdReused?: (eventId: string, orderId: bigint, otherOrderId: bigint) => void;
+}
+
+/**
+ * The decoder is meant never to throw; if a body finds a way (a bug), it is dead-lettered with
+ * the error as its reason rather than retried for ever: retrying the same bytes cannot help.
+ */
+function decode(raw: Buffer): DecodedBody {
+  try {
+    return decodeStockConfirmed(raw);
+  } catch (err) {
+    return { kind: 'poison', reason: `body could not be decoded: ${String(err)}`.slice(0, 200), scrubbed: undefined, removedSecrets: [] };
+  }
 }
 
 /** The event as far as its answer needs it: the order, and the event's inbox key. */
@@ -45,7 +66,7 @@ export class StockConfirmedHandler {
 
   /** `leaseOwner`: the same for every attempt of one delivery (see PaymentService.processPayment). */
   async handle(raw: Buffer, leaseOwner?: string): Promise<Handled> {
-    const decoded = decodeStockConfirmed(raw);
+    const decoded = decode(raw);
     if (decoded.kind === 'poison') {
       return { outcome: 'dead_lettered', reason: decoded.reason, body: deadLetterBody(raw, decoded.scrubbed, decoded.removedSecrets) };
     }
@@ -79,7 +100,7 @@ export class StockConfirmedHandler {
     } catch (err) {
       // Refused at claim time, before any charge: these values can never be stored, so the
       // order is answered like any other invalid event instead of being retried forever.
-      if (err instanceof InvalidPaymentDataError) return this.reject(request, 'UNKNOWN', err.message, log);
+      if (err instanceof InvalidPaymentDataError) return this.reject(request, 'UNKNOWN', printable(maskCardNumbers(err.message)), log);
       throw err;
     }
     switch (result.kind) {

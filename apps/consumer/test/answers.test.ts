@@ -1,5 +1,5 @@
 import t from 'tap';
-import type { PaymentMethodInfo, PaymentRecord } from '@foodies/domain';
+import { PAYMENT_FAILURE_CODES, type PaymentMethodInfo, type PaymentRecord } from '@foodies/domain';
 import { INT64_MAX, KOTLIN_WALLET, strictDecodeProblems } from '@foodies/testkit';
 import { answerRows, eventForRecord, eventForResult, failedEvent, succeededEvent } from '../src/answers.js';
 
@@ -25,7 +25,7 @@ t.test('every result event the service writes is one Ordering’s strict decoder
   const events = [
     ['succeeded, largest ids, whole second', succeededEvent(INT64_MAX, INT64_MAX, 'txn_x', '1000', 'JPY', whole)],
     ['succeeded, three decimals', succeededEvent(1n, 1n, 'txn_y', '1.234', 'BHD', new Date('2026-12-02T13:00:00.123Z'))],
-    ['failed, every code', failedEvent(7n, 'Card declined', 'CARD_DECLINED', whole)],
+    ...PAYMENT_FAILURE_CODES.map((code) => [`failed ${code}`, failedEvent(7n, 'Card declined', code, whole)] as const),
     ['failed, a reason with quotes and newlines', failedEvent(7n, 'a "b"\nc \u00e9', 'UNKNOWN', whole)],
     [
       'from a Success result',

@@ -77,7 +77,8 @@ export function stripCardSecrets<T>(value: T, keepPaths: ReadonlySet<string> = n
           removed.push(childPath);
           continue;
         }
-        out[key] = walk(child, childPath);
+        // defineProperty, not assignment: a "__proto__" key must stay data, not become the copy's prototype.
+        Object.defineProperty(out, key, { value: walk(child, childPath), enumerable: true, writable: true, configurable: true });
       }
       return out;
     }

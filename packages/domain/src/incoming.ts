@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { ValueErrorType } from '@sinclair/typebox/errors';
-import { maskCardNumbers, stripCardSecrets } from './card-secrets.js';
+import { maskCardNumbers, scrubRawText, stripCardSecrets } from './card-secrets.js';
 import { OrderStockConfirmedEventSchema } from './events.js';
 import { parseJsonExact, stringifyJson } from './json.js';
 import { checkAmount, currencyMinorUnits } from './money.js';
@@ -33,7 +33,14 @@ const IDENTIFIERS: ReadonlySet<string> = new Set(['eventId', 'orderId', 'buyerId
 export const MAX_EVENT_BYTES = 64 * 1024;
 
 /** Up to this size an oversized body is still read, to answer the order it names; beyond it, dead-lettered unread. */
-export const MAX_READ_BYTES = 1024 * 1024;
+export const MAX_READ_BYTES = 256 * 1024;
+
+/**
+ * Deepest nesting read as JSON (a real event nests 2 levels). Parsing, scrubbing and hashing
+ * are recursive: a body nested thousands deep would overflow the stack and be retried for
+ * ever. Deeper bodies are not parsed; their top-level orderId is read by a scan instead.
+ */
+export const MAX_DEPTH = 32;
 
 /** One above the largest int64 (see events.ts). */
 const INT64_LIMIT = 9223372036854775808n;
@@ -69,9 +76,11 @@ export type DecodedBody =
 export function decodeStockConfirmed(raw: Buffer): DecodedBody {
   const tooLarge = raw.length > MAX_EVENT_BYTES ? `body of ${raw.length} bytes exceeds the ${MAX_EVENT_BYTES}-byte limit` : undefined;
   if (raw.length > MAX_READ_BYTES) return { kind: 'poison', reason: tooLarge!, scrubbed: undefined, removedSecrets: [] };
+  const text = raw.toString('utf8');
+  if (nestedDeeperThan(text, MAX_DEPTH)) return tooDeep(text, tooLarge);
   let parsed: unknown;
   try {
-    parsed = parseJsonExact(raw.toString('utf8'));
+    parsed = parseJsonExact(text);
   } catch (err) {
     const reason = tooLarge ?? `body is not valid JSON: ${(err as Error).message}`;
     return { kind: 'poison', reason, scrubbed: undefined, removedSecrets: [] };
@@ -103,6 +112,73 @@ export function decodeStockConfirmed(raw: Buffer): DecodedBody {
   const check = toPaymentRequest(event);
   if (!check.ok) return reject(check.code, check.reason);
   return { kind: 'payment', event, request: check.request, removedSecrets: removed };
+}
+
+/** A body nested too deeply to parse: a rejection of the order its top level names, else poison. */
+function tooDeep(text: string, tooLarge: string | undefined): DecodedBody {
+  const reason = tooLarge ?? `body is nested deeper than ${MAX_DEPTH} levels`;
+  const orderId = usableOrderId(topLevelOrderId(text));
+  if (orderId === undefined) return { kind: 'poison', reason, scrubbed: undefined, removedSecrets: [] };
+  const eventKey = `body-sha256:${createHash('sha256').update(scrubRawText(text)).digest('hex')}`;
+  return { kind: 'rejected', orderId, eventKey, code: 'UNKNOWN', reason, removedSecrets: [] };
+}
+
+/** Whether JSON text nests deeper than `limit`, counted without parsing (brackets inside strings do not count). */
+function nestedDeeperThan(text: string, limit: number): boolean {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) i = stringEnd(text, i);
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
+}
+
+/** Index of the closing quote of the JSON string that opens at `start` (or the text's end). */
+function stringEnd(text: string, start: number): number {
+  for (let i = start + 1; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x5c) i++;
+    else if (c === 0x22) return i;
+  }
+  return text.length;
+}
+
+/**
+ * The value of the top-level object's "orderId" key, read by a scan that never descends into
+ * nested values: a string or number as JSON gives it, `{}` for a nested value, undefined when
+ * absent or unreadable. The last occurrence wins, as in JSON.parse.
+ */
+function topLevelOrderId(text: string): unknown {
+  let depth = 0;
+  let found: unknown;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x7b || c === 0x5b) depth++;
+    else if (c === 0x7d || c === 0x5d) depth--;
+    else if (c === 0x22) {
+      const end = stringEnd(text, i);
+      const token = text.slice(i, end + 1);
+      i = end;
+      if (depth !== 1) continue;
+      const rest = /^\s*:\s*/.exec(text.slice(end + 1, end + 65));
+      if (!rest || safeJson(token) !== 'orderId') continue;
+      const at = end + 1 + rest[0].length;
+      const value = /^(?:"(?:[^"\\]|\\.)*"|-?[\d.eE+-]+)/.exec(text.slice(at, at + 200));
+      found = value ? safeJson(value[0]) : {};
+    }
+  }
+  return found;
+}
+
+function safeJson(token: string): unknown {
+  try {
+    return parseJsonExact(token);
+  } catch {
+    return undefined;
+  }
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -149,7 +225,7 @@ const UNSTORABLE_ONE = new RegExp(UNSTORABLE);
 const UNSTORABLE_ALL = new RegExp(UNSTORABLE, 'g');
 
 /** A reason quotes what was sent; it is stored as text and published, so it must be storable itself. */
-function printable(text: string): string {
+export function printable(text: string): string {
   return text.replace(UNSTORABLE_ALL, '\uFFFD');
 }
 

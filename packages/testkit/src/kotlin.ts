@@ -215,8 +215,27 @@ export function fieldMutations(): Mutation[] {
     { name: 'cvv in paymentMethod', path: 'paymentMethod.cvv', apply: (body) => setPath(body, 'paymentMethod.cvv', '123') },
     { name: 'orderId as a string', path: 'orderId', apply: (body) => (body.orderId = String(body.orderId)) },
     { name: 'body padded to 80 KiB', path: '', apply: (body) => (body.padding = 'p'.repeat(80 * 1024)) },
+    { name: 'unknown field nested 3,000 deep', path: 'extra', apply: (body) => (body.extra = nested(3_000)) },
+    {
+      name: 'paymentMethod field nested 40 deep',
+      path: 'paymentMethod.extra',
+      apply: (body) => setPath(body, 'paymentMethod.extra', nested(40)),
+    },
+    { name: '"__proto__" key holding an eventId', path: '__proto__', apply: (body) => protoKey(body, { eventId: 'from-proto' }) },
   );
   return out;
+}
+
+/** `{"a":{"a":…}}`, `depth` levels deep. */
+export function nested(depth: number): Record<string, unknown> {
+  let node: Record<string, unknown> = {};
+  for (let i = 1; i < depth; i++) node = { a: node };
+  return node;
+}
+
+/** Gives `body` an own "__proto__" key (as JSON.parse would), not a new prototype. */
+function protoKey(body: Record<string, unknown>, value: unknown): void {
+  Object.defineProperty(body, '__proto__', { value, enumerable: true, writable: true, configurable: true });
 }
 
 /** A Kotlin body as a plain object, for mutating (orderId stays a bigint). */
