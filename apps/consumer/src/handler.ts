@@ -2,8 +2,7 @@ import { findOrderRejection, findPaymentByOrderId, inboxState, insertOrderReject
 import {
   decodeStockConfirmed,
   isInFlight,
-  maskCardNumbers,
-  printable,
+  reasonText,
   type DecodedBody,
   type PaymentFailureCode,
   type PaymentRecord,
@@ -100,7 +99,7 @@ export class StockConfirmedHandler {
     } catch (err) {
       // Refused at claim time, before any charge: these values can never be stored, so the
       // order is answered like any other invalid event instead of being retried forever.
-      if (err instanceof InvalidPaymentDataError) return this.reject(request, 'UNKNOWN', printable(maskCardNumbers(err.message)), log);
+      if (err instanceof InvalidPaymentDataError) return this.reject(request, 'UNKNOWN', reasonText(err.message), log);
       throw err;
     }
     switch (result.kind) {
@@ -125,8 +124,10 @@ export class StockConfirmedHandler {
     return 'duplicate';
   }
 
-  /** Answers an invalid event with a failed event, unless the order already has an answer. */
-  /** `reusedBy`: another order answered under this event id, reported if this rejection is the order's first answer. */
+  /**
+   * Answers an invalid event with a failed event, unless the order already has an answer.
+   * `reusedBy`: another order answered under this event id, reported if this rejection is the order's first answer.
+   */
   private async reject(event: EventRef, code: PaymentFailureCode, reason: string, log: WorkLogger, reusedBy?: bigint): Promise<Answered> {
     const answered = await during(
       'record rejection',

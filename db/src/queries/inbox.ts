@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { CompiledQuery } from 'kysely';
 import type { Executor } from './payments.js';
 
 export type InboxOutcome = 'SUCCEEDED' | 'FAILED' | 'REPUBLISHED' | 'REJECTED';
@@ -25,11 +25,19 @@ export interface InboxState {
   reusedBy?: bigint;
 }
 
+/**
+ * Whether event $1 was answered for order $2 (`event_answered`), and another order answered
+ * under the same event id (`reused_by`, or null). The claim runs the same text as its first step.
+ */
+export const INBOX_STATE_SQL = `
+    SELECT EXISTS (SELECT 1 FROM inbox WHERE event_id = $1::varchar AND order_id = $2::int8) AS event_answered,
+           (SELECT order_id FROM inbox WHERE event_id = $1::varchar AND order_id <> $2::int8 LIMIT 1) AS reused_by`;
+
 /** Whether `eventId` is in the inbox for `orderId`, and whether another order used it. */
 export async function inboxState(db: Executor, eventId: string, orderId: bigint): Promise<InboxState> {
-  const { rows } = await sql<{ answered: boolean; reused_by: bigint | null }>`
-    SELECT EXISTS (SELECT 1 FROM inbox WHERE event_id = ${eventId} AND order_id = ${orderId}) AS answered,
-           (SELECT order_id FROM inbox WHERE event_id = ${eventId} AND order_id <> ${orderId} LIMIT 1) AS reused_by`.execute(db);
+  const { rows } = await db.executeQuery<{ event_answered: boolean; reused_by: bigint | null }>(
+    CompiledQuery.raw(INBOX_STATE_SQL, [eventId, orderId]),
+  );
   const row = rows[0]!;
-  return { answered: row.answered, ...(row.reused_by !== null && { reusedBy: row.reused_by }) };
+  return { answered: row.event_answered, ...(row.reused_by !== null && { reusedBy: row.reused_by }) };
 }

@@ -11,7 +11,7 @@ import {
   type ProcessPaymentRequest,
 } from '@foodies/domain';
 import type { Database } from '../schema.js';
-import type { InboxRow } from './inbox.js';
+import { INBOX_STATE_SQL, type InboxRow } from './inbox.js';
 import type { NewOutboxRow } from './outbox.js';
 
 /** Any executor: the pool-backed Kysely or a transaction. The caller owns the transaction. */
@@ -91,14 +91,15 @@ export async function insertPayment(
   return toPaymentRecord(row!);
 }
 
-export type Claim = (
-  | /** The PENDING payment is ours to charge, under a lease. */
-    { kind: 'claimed'; payment: PaymentRecord }
-    /** The order already has an answer (a payment or a rejection): the caller reads it. */
+type ClaimOutcome =
+  /** The PENDING payment is ours to charge, under a lease. */
+  | { kind: 'claimed'; payment: PaymentRecord }
+  /** The order already has an answer (a payment or a rejection): the caller reads it. */
   | { kind: 'order-answered' }
   /** This very event was answered for this order before (it is in the inbox): nothing to do. */
-  | { kind: 'event-answered' }
-) & {
+  | { kind: 'event-answered' };
+
+export type Claim = ClaimOutcome & {
   /** Another order was answered under the same event id (a producer bug): that order's id. */
   reusedBy?: bigint;
 };
@@ -132,10 +133,7 @@ export async function claimPayment(db: Executor, request: ProcessPaymentRequest,
 
 /** The claim as fixed text: it runs once per event, so it skips query building (see runStatement). */
 const CLAIM_SQL = `
-  WITH seen AS (
-    SELECT EXISTS (SELECT 1 FROM inbox WHERE event_id = $1::varchar AND order_id = $2::int8) AS event_answered,
-           (SELECT order_id FROM inbox WHERE event_id = $1::varchar AND order_id <> $2::int8 LIMIT 1) AS reused_by
-  ),
+  WITH seen AS (${INBOX_STATE_SQL}),
   answer AS (
     INSERT INTO order_answers (order_id, kind, event_id)
     SELECT $2::int8, 'PAYMENT', $1::varchar FROM seen WHERE NOT event_answered

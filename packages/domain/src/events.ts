@@ -24,7 +24,7 @@ export const ROUTING_KEYS = {
  * bigint bounds as `BigInt(<number literal>)`, and 2^63 - 1 is not a double (it would round
  * up and let 2^63 through); 2^63 is exact, so compiled and interpreted checks agree.
  */
-const INT64_LIMIT = 9223372036854775808n;
+export const INT64_LIMIT = 9223372036854775808n;
 
 /** Enum names as strings; the static type is string, narrowed by the mapper after validation. */
 const literalUnion = (values: readonly string[]) => Type.Union(values.map((v) => Type.Literal(v)));

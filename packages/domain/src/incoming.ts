@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { ValueErrorType } from '@sinclair/typebox/errors';
 import { maskCardNumbers, scrubRawText, stripCardSecrets } from './card-secrets.js';
-import { OrderStockConfirmedEventSchema } from './events.js';
+import { INT64_LIMIT, OrderStockConfirmedEventSchema } from './events.js';
 import { parseJsonExact, stringifyJson } from './json.js';
 import { checkAmount, currencyMinorUnits } from './money.js';
 import {
@@ -41,9 +41,6 @@ export const MAX_READ_BYTES = 256 * 1024;
  * ever. Deeper bodies are not parsed; their top-level orderId is read by a scan instead.
  */
 export const MAX_DEPTH = 32;
-
-/** One above the largest int64 (see events.ts). */
-const INT64_LIMIT = 9223372036854775808n;
 
 /** A stock-confirmed event after structural checks, card secrets already removed. */
 export interface StockConfirmedEvent {
@@ -89,16 +86,16 @@ export function decodeStockConfirmed(raw: Buffer): DecodedBody {
   if (orderId === undefined) {
     const { value, removed } = stripCardSecrets(parsed, IDENTIFIERS);
     const reason = tooLarge ?? (isObject(value) ? `invalid orderId: ${describeOrderId(value.orderId)}` : 'body is not a JSON object');
-    return { kind: 'poison', reason: printable(maskCardNumbers(reason)), scrubbed: value, removedSecrets: removed };
+    return { kind: 'poison', reason: reasonText(reason), scrubbed: value, removedSecrets: removed };
   }
   const { value, removed } = stripCardSecrets(parsed as Record<string, unknown>, KNOWN_FIELDS);
-  const eventKey = usableEventId(value.eventId) ?? bodyDigest(value);
+  const eventKey = usableEventId(value.eventId) ?? bodyKey(stringifyJson(value));
   const reject = (code: PaymentFailureCode, reason: string): DecodedBody => ({
     kind: 'rejected',
     orderId,
     eventKey,
     code,
-    reason: printable(maskCardNumbers(reason)),
+    reason: reasonText(reason),
     removedSecrets: removed,
   });
   if (tooLarge) return reject('UNKNOWN', tooLarge);
@@ -119,7 +116,7 @@ function tooDeep(text: string, tooLarge: string | undefined): DecodedBody {
   const reason = tooLarge ?? `body is nested deeper than ${MAX_DEPTH} levels`;
   const orderId = usableOrderId(topLevelOrderId(text));
   if (orderId === undefined) return { kind: 'poison', reason, scrubbed: undefined, removedSecrets: [] };
-  const eventKey = `body-sha256:${createHash('sha256').update(scrubRawText(text)).digest('hex')}`;
+  const eventKey = bodyKey(scrubRawText(text));
   return { kind: 'rejected', orderId, eventKey, code: 'UNKNOWN', reason, removedSecrets: [] };
 }
 
@@ -211,9 +208,9 @@ function usableEventId(value: unknown): string | undefined {
   return typeof value === 'string' && value.length >= 1 && value.length <= 255 && storableText(value) ? value : undefined;
 }
 
-/** Inbox key of an event whose own id is unusable: the same body redelivered gets the same key. */
-function bodyDigest(scrubbed: unknown): string {
-  return `body-sha256:${createHash('sha256').update(stringifyJson(scrubbed)).digest('hex')}`;
+/** Inbox key of an event whose own id is unusable, from its scrubbed text: the same body redelivered gets the same key. */
+function bodyKey(scrubbedText: string): string {
+  return `body-sha256:${createHash('sha256').update(scrubbedText).digest('hex')}`;
 }
 
 /**
@@ -224,9 +221,12 @@ const UNSTORABLE = '\\u0000|[\\uD800-\\uDBFF](?![\\uDC00-\\uDFFF])|(?<![\\uD800-
 const UNSTORABLE_ONE = new RegExp(UNSTORABLE);
 const UNSTORABLE_ALL = new RegExp(UNSTORABLE, 'g');
 
-/** A reason quotes what was sent; it is stored as text and published, so it must be storable itself. */
-export function printable(text: string): string {
-  return text.replace(UNSTORABLE_ALL, '\uFFFD');
+/**
+ * A failure reason quotes what was sent; it is stored as text, logged and published, so any
+ * card number in it is masked and anything PostgreSQL cannot store is replaced.
+ */
+export function reasonText(text: string): string {
+  return maskCardNumbers(text).replace(UNSTORABLE_ALL, '\uFFFD');
 }
 
 export function storableText(text: string): boolean {
