@@ -13,6 +13,7 @@ COPY packages/testkit/package.json packages/testkit/
 COPY apps/consumer/package.json apps/consumer/
 COPY apps/outbox-relay/package.json apps/outbox-relay/
 COPY apps/admin-api/package.json apps/admin-api/
+COPY apps/migrate/package.json apps/migrate/
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.base.json ./
 COPY db db
@@ -51,6 +52,8 @@ COPY --from=build /app/apps/outbox-relay/package.json apps/outbox-relay/
 COPY --from=build /app/apps/outbox-relay/dist apps/outbox-relay/dist
 COPY --from=build /app/apps/admin-api/package.json apps/admin-api/
 COPY --from=build /app/apps/admin-api/dist apps/admin-api/dist
+COPY --from=build /app/apps/migrate/package.json apps/migrate/
+COPY --from=build /app/apps/migrate/dist apps/migrate/dist
 COPY bin/payment-service /usr/local/bin/payment-service
 USER node
 EXPOSE 8085 8086 8087

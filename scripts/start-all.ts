@@ -109,7 +109,7 @@ function run(command: string[], prefixName?: { name: string; colour: number }): 
 }
 
 await preflight();
-const migrate = run(['db/src/cli.ts']);
+const migrate = run(['apps/migrate/src/main.ts']);
 const [migrated] = (await once(migrate, 'exit')) as [number | null];
 if (migrated !== 0) fail('migrations failed (see above); nothing started');
 

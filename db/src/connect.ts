@@ -1,6 +1,7 @@
 import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient, type PostgresQueryResult } from 'kysely';
 import pg from 'pg';
 import { isConnectionFailure } from './errors.js';
+import type { Db } from './executor.js';
 import type { Database } from './schema.js';
 
 export interface DbConnectionOptions {
@@ -180,8 +181,6 @@ class StatementPool implements PostgresPool {
     return this.pool.end();
   }
 }
-
-export type Db = Kysely<Database>;
 
 export function createDb(poolOrOptions: pg.Pool | DbConnectionOptions): { db: Db; pool: pg.Pool } {
   const pool = poolOrOptions instanceof pg.Pool ? poolOrOptions : createPool(poolOrOptions);

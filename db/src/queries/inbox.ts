@@ -1,22 +1,4 @@
-import { CompiledQuery } from 'kysely';
-import type { Executor } from './payments.js';
-
-export type InboxOutcome = 'SUCCEEDED' | 'FAILED' | 'REPUBLISHED' | 'REJECTED';
-
-export interface InboxRow {
-  eventId: string;
-  orderId: bigint;
-  outcome: InboxOutcome;
-  detail?: string | null;
-}
-
-/** Throws on a duplicate (event id, order id) pair (primary key), which aborts the caller's transaction. */
-export async function insertInboxRow(db: Executor, row: InboxRow): Promise<void> {
-  await db
-    .insertInto('inbox')
-    .values({ event_id: row.eventId, order_id: row.orderId, outcome: row.outcome, detail: row.detail ?? null })
-    .execute();
-}
+import { runStatement, type Db } from '../executor.js';
 
 export interface InboxState {
   /** This event was answered for this order before: a redelivery or a duplicate publish. */
@@ -34,10 +16,7 @@ export const INBOX_STATE_SQL = `
            (SELECT order_id FROM inbox WHERE event_id = $1::varchar AND order_id <> $2::int8 LIMIT 1) AS reused_by`;
 
 /** Whether `eventId` is in the inbox for `orderId`, and whether another order used it. */
-export async function inboxState(db: Executor, eventId: string, orderId: bigint): Promise<InboxState> {
-  const { rows } = await db.executeQuery<{ event_answered: boolean; reused_by: bigint | null }>(
-    CompiledQuery.raw(INBOX_STATE_SQL, [eventId, orderId]),
-  );
-  const row = rows[0]!;
-  return { answered: row.event_answered, ...(row.reused_by !== null && { reusedBy: row.reused_by }) };
+export async function inboxState(db: Db, eventId: string, orderId: bigint): Promise<InboxState> {
+  const [row] = await runStatement<{ event_answered: boolean; reused_by: bigint | null }>(db, INBOX_STATE_SQL, [eventId, orderId]);
+  return { answered: row!.event_answered, ...(row!.reused_by !== null && { reusedBy: row!.reused_by }) };
 }

@@ -1,4 +1,4 @@
-import { runStatement, type Executor } from './payments.js';
+import { runStatement, type Db } from '../executor.js';
 
 export type LedgerOutcome = 'CHARGED' | 'DECLINED' | 'VOIDED';
 
@@ -41,7 +41,7 @@ function toEntry(row: LedgerRow): LedgerEntry {
  * Records the first answer under an idempotency key and returns whichever answer the key
  * holds afterwards: ours, or the one a concurrent or earlier request recorded.
  */
-export async function recordLedgerEntry(db: Executor, entry: LedgerEntry): Promise<LedgerEntry> {
+export async function recordLedgerEntry(db: Db, entry: LedgerEntry): Promise<LedgerEntry> {
   const [inserted] = await runStatement<LedgerRow>(db, RECORD_LEDGER_SQL, [
     entry.idempotencyKey,
     entry.orderId,
@@ -65,13 +65,13 @@ const RECORD_LEDGER_SQL = `
   ON CONFLICT (idempotency_key) DO NOTHING
   RETURNING *`;
 
-export async function findLedgerEntry(db: Executor, idempotencyKey: string): Promise<LedgerEntry | undefined> {
+export async function findLedgerEntry(db: Db, idempotencyKey: string): Promise<LedgerEntry | undefined> {
   const row = await db.selectFrom('gateway_ledger').selectAll().where('idempotency_key', '=', idempotencyKey).executeTakeFirst();
   return row && toEntry(row);
 }
 
 /** Charges actually taken for an order: what "at most one charge per order" is checked against. */
-export async function countLedgerCharges(db: Executor, orderId: bigint): Promise<number> {
+export async function countLedgerCharges(db: Db, orderId: bigint): Promise<number> {
   const row = await db
     .selectFrom('gateway_ledger')
     .select((eb) => eb.fn.countAll<bigint>().as('n'))

@@ -1,40 +1,16 @@
 import type { PaymentFailureCode } from '@foodies/domain';
-import type { Executor } from './payments.js';
+import { runStatement, type Db } from '../executor.js';
+import type { OrderRejection } from './answer.js';
 
-export interface OrderRejection {
-  orderId: bigint;
-  eventId: string;
-  code: PaymentFailureCode;
-  reason: string;
-}
+const FIND_REJECTION_SQL = `
+  SELECT order_id, event_id, failure_code, failure_reason FROM order_answers WHERE order_id = $1::int8 AND kind = 'REJECTION'`;
 
-/**
- * Records that an order is answered by a rejection. Returns false when the order already
- * has an answer (a payment, or an earlier rejection): then nothing is written.
- */
-export async function insertOrderRejection(db: Executor, rejection: OrderRejection): Promise<boolean> {
-  const row = await db
-    .insertInto('order_answers')
-    .values({
-      order_id: rejection.orderId,
-      kind: 'REJECTION',
-      event_id: rejection.eventId,
-      failure_code: rejection.code,
-      failure_reason: rejection.reason,
-    })
-    .onConflict((oc) => oc.column('order_id').doNothing())
-    .returning('order_id')
-    .executeTakeFirst();
-  return row !== undefined;
-}
-
-/** The rejection that answers an order, if it was answered by one. */
-export async function findOrderRejection(db: Executor, orderId: bigint): Promise<OrderRejection | undefined> {
-  const row = await db
-    .selectFrom('order_answers')
-    .select(['order_id', 'event_id', 'failure_code', 'failure_reason'])
-    .where('order_id', '=', orderId)
-    .where('kind', '=', 'REJECTION')
-    .executeTakeFirst();
-  return row && { orderId: row.order_id, eventId: row.event_id, code: row.failure_code as PaymentFailureCode, reason: row.failure_reason! };
+/** The rejection that answers an order, if it was answered by one (see recordRejection). */
+export async function findOrderRejection(db: Db, orderId: bigint): Promise<OrderRejection | undefined> {
+  const [row] = await runStatement<{ order_id: bigint; event_id: string; failure_code: string; failure_reason: string }>(
+    db,
+    FIND_REJECTION_SQL,
+    [orderId],
+  );
+  return row && { orderId: row.order_id, eventId: row.event_id, code: row.failure_code as PaymentFailureCode, reason: row.failure_reason };
 }

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { notifyOutbox } from './outbox.js';
-import type { Executor } from './payments.js';
+import type { Db } from '../executor.js';
 
 export type OutboxRowState = 'pending' | 'parked' | 'published';
 
@@ -25,7 +25,7 @@ export type ReplaySelection = { ids: bigint[] } | { olderThanMs: number } | { al
  * - olderThanMs: unpublished rows (pending or parked) created longer ago than that;
  * - allParked: every parked row.
  */
-export async function selectReplayRows(db: Executor, selection: ReplaySelection, limit: number, afterId = 0n): Promise<OutboxRowSummary[]> {
+export async function selectReplayRows(db: Db, selection: ReplaySelection, limit: number, afterId = 0n): Promise<OutboxRowSummary[]> {
   let query = db
     .selectFrom('outbox')
     .select(['id', 'order_id', 'event_type', 'attempts', 'created_at', 'last_error'])
@@ -55,7 +55,7 @@ export async function selectReplayRows(db: Executor, selection: ReplaySelection,
  * Puts rows back in the relay's queue: unpublished, unparked, due now, attempts reset.
  * The event id is kept, so consumers can dedupe a replayed event. Wakes the relays.
  */
-export async function requeueOutboxRows(db: Executor, ids: bigint[]): Promise<number> {
+export async function requeueOutboxRows(db: Db, ids: bigint[]): Promise<number> {
   if (ids.length === 0) return 0;
   const result = await db
     .updateTable('outbox')
@@ -74,7 +74,7 @@ export interface StuckReport {
 }
 
 /** Counts for the replay tool's overview: unpublished rows older than `olderThanMs`, and parked rows. */
-export async function stuckReport(db: Executor, olderThanMs: number): Promise<StuckReport> {
+export async function stuckReport(db: Db, olderThanMs: number): Promise<StuckReport> {
   const { rows } = await sql<{ stuck: bigint; oldest_stuck: Date | null; parked: bigint; oldest_parked: Date | null }>`
     SELECT
       count(*) FILTER (WHERE parked_at IS NULL AND created_at < now() - ${olderThanMs} * interval '1 millisecond') AS stuck,

@@ -1,14 +1,6 @@
 import { sql } from 'kysely';
-import { runStatement, type Executor } from './payments.js';
-
-export interface NewOutboxRow {
-  eventId: string;
-  orderId: bigint;
-  eventType: string;
-  routingKey: string;
-  /** The exact JSON body to publish. */
-  payload: string;
-}
+import { runStatement, type Db } from '../executor.js';
+import type { NewOutboxRow } from './answer.js';
 
 /** The channel relays LISTEN on; a notification means "new outbox rows may be due". */
 export const OUTBOX_CHANNEL = 'outbox_inserted';
@@ -18,12 +10,12 @@ export const OUTBOX_CHANNEL = 'outbox_inserted';
  * never inside it: NOTIFY inside a writing transaction holds a database-wide lock through
  * the commit flush and serialises every writer.
  */
-export async function notifyOutbox(db: Executor): Promise<void> {
+export async function notifyOutbox(db: Db): Promise<void> {
   await sql`SELECT pg_notify(${OUTBOX_CHANNEL}, '')`.execute(db);
 }
 
 /** The caller commits, then calls notifyOutbox (the relay's poll catches a missed one). */
-export async function insertOutboxRow(db: Executor, row: NewOutboxRow): Promise<bigint> {
+export async function insertOutboxRow(db: Db, row: NewOutboxRow): Promise<bigint> {
   const inserted = await db
     .insertInto('outbox')
     .values({ event_id: row.eventId, order_id: row.orderId, event_type: row.eventType, routing_key: row.routingKey, payload: row.payload })
@@ -58,7 +50,7 @@ export interface OutboxRow {
  * Only the oldest pending row of each order is eligible, so one order's events are
  * published in id order even across replicas; a parked row no longer holds its order back.
  */
-export async function claimOutboxBatch(tx: Executor, limit: number): Promise<OutboxRow[]> {
+export async function claimOutboxBatch(tx: Db, limit: number): Promise<OutboxRow[]> {
   const { rows } = await sql<{
     id: bigint;
     event_id: string;
@@ -102,7 +94,7 @@ export async function claimOutboxBatch(tx: Executor, limit: number): Promise<Out
   }));
 }
 
-export async function markOutboxPublished(tx: Executor, ids: bigint[]): Promise<void> {
+export async function markOutboxPublished(tx: Db, ids: bigint[]): Promise<void> {
   if (ids.length === 0) return;
   // One array parameter rather than a list: the same text for every batch size, prepared once.
   // clock_timestamp(): the moment of marking, after the confirm; now() would be the claim's start.
@@ -119,7 +111,7 @@ const MARK_PUBLISHED_SQL = `
  * until an operator replays it.
  */
 export async function recordOutboxFailure(
-  tx: Executor,
+  tx: Db,
   id: bigint,
   failure: { error: string; rowFailure: boolean; retryInMs: number; park: boolean },
 ): Promise<void> {
@@ -138,7 +130,7 @@ export async function recordOutboxFailure(
 }
 
 /** After the broker comes back, rows waiting out a backoff are due again at once. */
-export async function makeBackedOffRowsDue(db: Executor): Promise<number> {
+export async function makeBackedOffRowsDue(db: Db): Promise<number> {
   const result = await db
     .updateTable('outbox')
     .set({ next_attempt_at: sql<Date>`now()` })
@@ -155,7 +147,7 @@ export interface OutboxStats {
   parked: number;
 }
 
-export async function outboxStats(db: Executor): Promise<OutboxStats> {
+export async function outboxStats(db: Db): Promise<OutboxStats> {
   const { rows } = await sql<{ backlog: bigint; oldest: Date | null; parked: bigint }>`
     SELECT
       (SELECT count(*) FROM outbox WHERE published_at IS NULL AND parked_at IS NULL) AS backlog,

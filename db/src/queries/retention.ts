@@ -1,12 +1,12 @@
 import { sql } from 'kysely';
-import type { Executor } from './payments.js';
+import type { Db } from '../executor.js';
 
 /**
  * Deletes up to `batch` published outbox rows older than `olderThanMs`. Rows locked by
  * anyone else are skipped (SKIP LOCKED), so this never waits on, or deadlocks with, the
  * consumer or a relay. Returns how many were deleted; callers loop until it is below batch.
  */
-export async function deletePublishedOutbox(db: Executor, olderThanMs: number, batch: number): Promise<number> {
+export async function deletePublishedOutbox(db: Db, olderThanMs: number, batch: number): Promise<number> {
   const { rows } = await sql<{ n: bigint }>`
     WITH doomed AS (
       SELECT id FROM outbox
@@ -19,7 +19,7 @@ export async function deletePublishedOutbox(db: Executor, olderThanMs: number, b
 }
 
 /** Same for inbox rows: an event id forgotten after `olderThanMs` could be processed again. */
-export async function deleteOldInbox(db: Executor, olderThanMs: number, batch: number): Promise<number> {
+export async function deleteOldInbox(db: Db, olderThanMs: number, batch: number): Promise<number> {
   const { rows } = await sql<{ n: bigint }>`
     WITH doomed AS (
       SELECT event_id, order_id FROM inbox

@@ -6,3 +6,4 @@ export * from './fixtures.js';
 export * from './tcp-proxy.js';
 export * from './log-check.js';
 export * from './kotlin.js';
+export * from './payments.js';

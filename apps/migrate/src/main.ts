@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { ConfigError, DatabaseEnv, loadConfig, pgConnectionFromEnv } from '@foodies/platform';
-import { createDb } from './connect.js';
-import { migrateToLatest } from './migrate.js';
+import { createDb, migrateToLatest } from '@foodies/db';
+
 
 /** `npm run db:migrate`: applies pending migrations; safe to run from several pods at once. */
 async function main(): Promise<number> {

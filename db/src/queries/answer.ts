@@ -1,0 +1,152 @@
+import { ALLOWED_PREDECESSORS, type PaymentFailureCode, type PaymentStatus } from '@foodies/domain';
+import { runStatement, type Db } from '../executor.js';
+
+export type InboxOutcome = 'SUCCEEDED' | 'FAILED' | 'REPUBLISHED' | 'REJECTED';
+
+/** The consumed event, remembered for deduplication. */
+export interface InboxRow {
+  eventId: string;
+  orderId: bigint;
+  outcome: InboxOutcome;
+  detail?: string | null;
+}
+
+/** A result event waiting for the relay. */
+export interface NewOutboxRow {
+  eventId: string;
+  orderId: bigint;
+  eventType: string;
+  routingKey: string;
+  /** The exact JSON body to publish. */
+  payload: string;
+}
+
+/** The answer to one consumed event: its inbox row and its result event's outbox row. */
+export interface AnswerRows {
+  inbox: InboxRow;
+  outbox: NewOutboxRow;
+}
+
+/**
+ * The one place answer rows are written. The host statement defines a CTE `gate` that yields
+ * one row when the answer is to be written (the guarded status update, the new rejection) and
+ * none when not, and passes the answer as $1–$9 (answerValues).
+ *
+ * The conflict rule, the same for payments, rejections and republishes: an (event id, order
+ * id) pair is answered once. If the pair is already in the inbox, neither row is written, so
+ * an outbox row exists exactly for each inbox row written.
+ */
+const ANSWER_CTES = `
+  inbox_row AS (
+    INSERT INTO inbox (event_id, order_id, outcome, detail)
+    SELECT $1::varchar, $2::int8, $3::varchar, $4::text FROM gate
+    ON CONFLICT (event_id, order_id) DO NOTHING
+    RETURNING 1
+  ),
+  outbox_row AS (
+    INSERT INTO outbox (event_id, order_id, event_type, routing_key, payload)
+    SELECT $5::uuid, $6::int8, $7::varchar, $8::varchar, $9::text FROM inbox_row
+    RETURNING id
+  )`;
+
+function answerValues({ inbox, outbox }: AnswerRows): unknown[] {
+  return [
+    inbox.eventId,
+    inbox.orderId,
+    inbox.outcome,
+    inbox.detail ?? null,
+    outbox.eventId,
+    outbox.orderId,
+    outbox.eventType,
+    outbox.routingKey,
+    outbox.payload,
+  ];
+}
+
+const ANSWER_SQL = `WITH gate AS (SELECT 1), ${ANSWER_CTES} SELECT count(*)::int AS n FROM outbox_row`;
+
+/**
+ * Writes an answer on its own (a re-published outcome). False when the event was already
+ * answered for its order: then nothing is written.
+ */
+export async function writeAnswer(db: Db, answer: AnswerRows): Promise<boolean> {
+  const [row] = await runStatement<{ n: number }>(db, ANSWER_SQL, answerValues(answer));
+  return row!.n === 1;
+}
+
+export interface OrderRejection {
+  orderId: bigint;
+  eventId: string;
+  code: PaymentFailureCode;
+  reason: string;
+}
+
+const REJECTION_SQL = `
+  WITH gate AS (
+    INSERT INTO order_answers (order_id, kind, event_id, failure_code, failure_reason)
+    VALUES ($10::int8, 'REJECTION', $11::varchar, $12::varchar, $13::text)
+    ON CONFLICT (order_id) DO NOTHING
+    RETURNING order_id
+  ), ${ANSWER_CTES}
+  SELECT count(*)::int AS n FROM gate`;
+
+/**
+ * Answers an order with a rejection, in one statement: the order's answer (kind REJECTION)
+ * and the answer rows. False when the order already has an answer (a payment, or an earlier
+ * rejection): then nothing is written.
+ */
+export async function recordRejection(db: Db, rejection: OrderRejection, answer: AnswerRows): Promise<boolean> {
+  const { orderId, eventId, code, reason } = rejection;
+  const [row] = await runStatement<{ n: number }>(db, REJECTION_SQL, [...answerValues(answer), orderId, eventId, code, reason]);
+  return row!.n === 1;
+}
+
+/** A payment's final status and what comes with it. */
+export interface StatusChange {
+  status: PaymentStatus;
+  transactionId?: string | null;
+  failureReason?: string | null;
+  failureCode?: PaymentFailureCode | null;
+  processedAt?: Date | null;
+}
+
+/**
+ * $10 payment id, $11 status, $12 its allowed predecessors, $13–$16 the fields it sets (a
+ * null keeps the stored value). Leaving flight clears the lease.
+ */
+const FINALISE_SQL = `
+  WITH gate AS (
+    UPDATE payments
+    SET status = $11::varchar,
+        transaction_id = coalesce($13::varchar, transaction_id),
+        failure_reason = coalesce($14::text, failure_reason),
+        failure_code = coalesce($15::varchar, failure_code),
+        processed_at = coalesce($16::timestamptz, processed_at),
+        lease_expires_at = NULL, lease_owner = NULL, updated_at = now()
+    WHERE id = $10::int8 AND status = ANY($12::varchar[])
+    RETURNING id
+  ), ${ANSWER_CTES}
+  SELECT id FROM gate`;
+
+/**
+ * Commits a payment's final status and its answer in one statement (one round trip, one
+ * implicit transaction): the status moves only from an allowed predecessor
+ * (ALLOWED_PREDECESSORS; a terminal status never changes except SUCCEEDED -> REFUNDED), and
+ * the answer rows are written only if it did. Returns false when the guard refused (another
+ * writer got there first): then nothing is written.
+ */
+export async function finalisePayment(db: Db, paymentId: bigint, change: StatusChange, answer: AnswerRows): Promise<boolean> {
+  const predecessors = ALLOWED_PREDECESSORS[change.status];
+  if (predecessors.length === 0) return false;
+  const rows = await runStatement(db, FINALISE_SQL, [
+    ...answerValues(answer),
+    paymentId,
+    change.status,
+    predecessors,
+    change.transactionId ?? null,
+    change.failureReason ?? null,
+    change.failureCode ?? null,
+    change.processedAt ?? null,
+  ]);
+  return rows.length === 1;
+}

@@ -1,0 +1,69 @@
+import type { PaymentRecord, ProcessPaymentRequest } from '@foodies/domain';
+import { runStatement, type Db } from '../executor.js';
+import { INBOX_STATE_SQL } from './inbox.js';
+import { toPaymentRecord, type Lease, type PaymentRow } from './payment-record.js';
+
+type ClaimOutcome =
+  /** The PENDING payment is ours to charge, under a lease. */
+  | { kind: 'claimed'; payment: PaymentRecord }
+  /** The order already has an answer (a payment or a rejection): the caller reads it. */
+  | { kind: 'order-answered' }
+  /** This very event was answered for this order before (it is in the inbox): nothing to do. */
+  | { kind: 'event-answered' };
+
+export type Claim = ClaimOutcome & {
+  /** Another order was answered under the same event id (a producer bug): that order's id. */
+  reusedBy?: bigint;
+};
+
+/**
+ * $1 event id, $2 order id, $3–$12 the payment, $13 lease ms, $14 lease owner. Unless the
+ * event is in the inbox for its order, inserts the order's answer (kind PAYMENT) and, from
+ * it, the PENDING payment with a lease: a payment exists only where order_answers names it.
+ */
+const CLAIM_SQL = `
+  WITH seen AS (${INBOX_STATE_SQL}),
+  answer AS (
+    INSERT INTO order_answers (order_id, kind, event_id)
+    SELECT $2::int8, 'PAYMENT', $1::varchar FROM seen WHERE NOT event_answered
+    ON CONFLICT (order_id) DO NOTHING
+    RETURNING order_id
+  ),
+  inserted AS (
+    INSERT INTO payments (order_id, buyer_id, amount, currency, status, payment_method_type, card_last_four, card_brand,
+                          card_holder_name, expiration_month, expiration_year, source_event_id, lease_expires_at, lease_owner)
+    SELECT order_id, $3::varchar, $4::numeric, $5::varchar, $6::varchar, $7::varchar, $8::varchar, $9::varchar,
+           $10::varchar, $11::int4, $12::int4, $1::varchar, now() + $13::int8 * interval '1 millisecond', $14::varchar
+    FROM answer
+    RETURNING *
+  )
+  SELECT seen.event_answered, seen.reused_by, inserted.* FROM seen LEFT JOIN inserted ON true`;
+
+/**
+ * Claims an order for charging in one statement. The primary key of order_answers (and
+ * payments' UNIQUE order_id) makes this the single point where concurrent consumers race;
+ * exactly one wins. Checking the inbox here saves the handler a round trip per event.
+ */
+export async function claimPayment(db: Db, request: ProcessPaymentRequest, lease: Lease): Promise<Claim> {
+  const pm = request.paymentMethod;
+  const [row] = await runStatement<{ event_answered: boolean; reused_by: bigint | null } & Partial<PaymentRow>>(db, CLAIM_SQL, [
+    request.eventId,
+    request.orderId,
+    request.buyerId,
+    request.amount,
+    request.currency,
+    'PENDING',
+    pm.type,
+    pm.cardLastFour,
+    pm.cardBrand,
+    pm.cardHolderName,
+    pm.expirationMonth,
+    pm.expirationYear,
+    lease.ms,
+    lease.owner,
+  ]);
+  const reused = row!.reused_by === null ? {} : { reusedBy: row!.reused_by };
+  if (row!.event_answered) return { kind: 'event-answered', ...reused };
+  if (row!.id === undefined || row!.id === null) return { kind: 'order-answered', ...reused };
+  return { kind: 'claimed', payment: toPaymentRecord(row as PaymentRow), ...reused };
+}
