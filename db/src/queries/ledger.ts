@@ -61,22 +61,21 @@ export async function recordLedgerEntry(db: Db, entry: LedgerEntry): Promise<Led
 /** Fixed text: one charge per payment runs it (see runStatement). */
 const RECORD_LEDGER_SQL = `
   INSERT INTO gateway_ledger (idempotency_key, order_id, amount, currency, outcome, transaction_id, failure_code, failure_reason)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+  VALUES ($1::varchar, $2::int8, $3::numeric, $4::varchar, $5::varchar, $6::varchar, $7::varchar, $8::text)
   ON CONFLICT (idempotency_key) DO NOTHING
   RETURNING *`;
 
+const FIND_LEDGER_SQL = 'SELECT * FROM gateway_ledger WHERE idempotency_key = $1::varchar';
+
 export async function findLedgerEntry(db: Db, idempotencyKey: string): Promise<LedgerEntry | undefined> {
-  const row = await db.selectFrom('gateway_ledger').selectAll().where('idempotency_key', '=', idempotencyKey).executeTakeFirst();
+  const [row] = await runStatement<LedgerRow>(db, FIND_LEDGER_SQL, [idempotencyKey]);
   return row && toEntry(row);
 }
 
+const COUNT_CHARGES_SQL = `SELECT count(*)::int AS n FROM gateway_ledger WHERE order_id = $1::int8 AND outcome = 'CHARGED'`;
+
 /** Charges actually taken for an order: what "at most one charge per order" is checked against. */
 export async function countLedgerCharges(db: Db, orderId: bigint): Promise<number> {
-  const row = await db
-    .selectFrom('gateway_ledger')
-    .select((eb) => eb.fn.countAll<bigint>().as('n'))
-    .where('order_id', '=', orderId)
-    .where('outcome', '=', 'CHARGED')
-    .executeTakeFirstOrThrow();
-  return Number(row.n);
+  const [row] = await runStatement<{ n: number }>(db, COUNT_CHARGES_SQL, [orderId]);
+  return row!.n;
 }

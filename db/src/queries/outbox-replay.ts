@@ -1,6 +1,5 @@
-import { sql } from 'kysely';
+import { runStatement, type Db } from '../executor.js';
 import { notifyOutbox } from './outbox.js';
-import type { Db } from '../executor.js';
 
 export type OutboxRowState = 'pending' | 'parked' | 'published';
 
@@ -14,10 +13,35 @@ export interface OutboxRowSummary {
   lastError: string | null;
 }
 
-const summary = sql<OutboxRowState>`CASE WHEN published_at IS NOT NULL THEN 'published' WHEN parked_at IS NOT NULL THEN 'parked' ELSE 'pending' END`;
-
 /** What an SRE may select for replay. */
 export type ReplaySelection = { ids: bigint[] } | { olderThanMs: number } | { allParked: true };
+
+/**
+ * One literal statement per selection kind rather than the builder: each kind is one fixed
+ * shape, not a combination of optional filters, and the ids go in one array parameter, so a
+ * selection of any size runs the same (prepared) text. $1 afterId, $2 limit, $3 the kind's value.
+ */
+const replaySql = (where: string) => `
+  SELECT id, order_id, event_type, attempts, created_at, last_error,
+         CASE WHEN published_at IS NOT NULL THEN 'published' WHEN parked_at IS NOT NULL THEN 'parked' ELSE 'pending' END AS state
+  FROM outbox
+  WHERE id > $1::int8 AND ${where}
+  ORDER BY id
+  LIMIT $2::int4`;
+
+const REPLAY_BY_IDS_SQL = replaySql('id = ANY($3::int8[])');
+const REPLAY_OLDER_THAN_SQL = replaySql(`published_at IS NULL AND created_at < now() - $3::float8 * interval '1 millisecond'`);
+const REPLAY_PARKED_SQL = replaySql('published_at IS NULL AND parked_at IS NOT NULL');
+
+interface SummaryRow {
+  id: bigint;
+  order_id: bigint;
+  event_type: string;
+  attempts: number;
+  created_at: Date;
+  last_error: string | null;
+  state: OutboxRowState;
+}
 
 /**
  * Rows a selection names, oldest first, after `afterId` (keyset paging):
@@ -26,20 +50,12 @@ export type ReplaySelection = { ids: bigint[] } | { olderThanMs: number } | { al
  * - allParked: every parked row.
  */
 export async function selectReplayRows(db: Db, selection: ReplaySelection, limit: number, afterId = 0n): Promise<OutboxRowSummary[]> {
-  let query = db
-    .selectFrom('outbox')
-    .select(['id', 'order_id', 'event_type', 'attempts', 'created_at', 'last_error'])
-    .select(summary.as('state'))
-    .where('id', '>', afterId)
-    .orderBy('id')
-    .limit(limit);
-  if ('ids' in selection) query = query.where('id', 'in', selection.ids.length > 0 ? selection.ids : [-1n]);
-  else if ('olderThanMs' in selection) {
-    query = query
-      .where('published_at', 'is', null)
-      .where('created_at', '<', sql<Date>`now() - ${selection.olderThanMs} * interval '1 millisecond'`);
-  } else query = query.where('published_at', 'is', null).where('parked_at', 'is not', null);
-  const rows = await query.execute();
+  const rows =
+    'ids' in selection
+      ? await runStatement<SummaryRow>(db, REPLAY_BY_IDS_SQL, [afterId, limit, selection.ids.map(String)])
+      : 'olderThanMs' in selection
+        ? await runStatement<SummaryRow>(db, REPLAY_OLDER_THAN_SQL, [afterId, limit, selection.olderThanMs])
+        : await runStatement<SummaryRow>(db, REPLAY_PARKED_SQL, [afterId, limit]);
   return rows.map((r) => ({
     id: r.id,
     orderId: r.order_id,
@@ -51,19 +67,25 @@ export async function selectReplayRows(db: Db, selection: ReplaySelection, limit
   }));
 }
 
+const REQUEUE_SQL = `
+  WITH requeued AS (
+    UPDATE outbox
+    SET published_at = NULL, parked_at = NULL, attempts = 0, row_failures = 0, last_error = NULL, next_attempt_at = now()
+    WHERE id = ANY($1::int8[])
+    RETURNING 1
+  )
+  SELECT count(*)::int AS n FROM requeued`;
+
 /**
  * Puts rows back in the relay's queue: unpublished, unparked, due now, attempts reset.
  * The event id is kept, so consumers can dedupe a replayed event. Wakes the relays.
+ * Returns how many rows it found.
  */
 export async function requeueOutboxRows(db: Db, ids: bigint[]): Promise<number> {
   if (ids.length === 0) return 0;
-  const result = await db
-    .updateTable('outbox')
-    .set({ published_at: null, parked_at: null, attempts: 0, row_failures: 0, last_error: null, next_attempt_at: sql<Date>`now()` })
-    .where('id', 'in', ids)
-    .executeTakeFirst();
+  const [row] = await runStatement<{ n: number }>(db, REQUEUE_SQL, [ids.map(String)]);
   await notifyOutbox(db);
-  return Number(result.numUpdatedRows);
+  return row!.n;
 }
 
 export interface StuckReport {
@@ -73,15 +95,21 @@ export interface StuckReport {
   oldestParkedAt: Date | null;
 }
 
+/** $1 olderThanMs. */
+const STUCK_REPORT_SQL = `
+  SELECT
+    count(*) FILTER (WHERE parked_at IS NULL AND created_at < now() - $1::float8 * interval '1 millisecond') AS stuck,
+    min(created_at) FILTER (WHERE parked_at IS NULL AND created_at < now() - $1::float8 * interval '1 millisecond') AS oldest_stuck,
+    count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked,
+    min(created_at) FILTER (WHERE parked_at IS NOT NULL) AS oldest_parked
+  FROM outbox WHERE published_at IS NULL`;
+
 /** Counts for the replay tool's overview: unpublished rows older than `olderThanMs`, and parked rows. */
 export async function stuckReport(db: Db, olderThanMs: number): Promise<StuckReport> {
-  const { rows } = await sql<{ stuck: bigint; oldest_stuck: Date | null; parked: bigint; oldest_parked: Date | null }>`
-    SELECT
-      count(*) FILTER (WHERE parked_at IS NULL AND created_at < now() - ${olderThanMs} * interval '1 millisecond') AS stuck,
-      min(created_at) FILTER (WHERE parked_at IS NULL AND created_at < now() - ${olderThanMs} * interval '1 millisecond') AS oldest_stuck,
-      count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked,
-      min(created_at) FILTER (WHERE parked_at IS NOT NULL) AS oldest_parked
-    FROM outbox WHERE published_at IS NULL`.execute(db);
-  const r = rows[0]!;
-  return { stuck: Number(r.stuck), oldestStuckAt: r.oldest_stuck, parked: Number(r.parked), oldestParkedAt: r.oldest_parked };
+  const [r] = await runStatement<{ stuck: bigint; oldest_stuck: Date | null; parked: bigint; oldest_parked: Date | null }>(
+    db,
+    STUCK_REPORT_SQL,
+    [olderThanMs],
+  );
+  return { stuck: Number(r!.stuck), oldestStuckAt: r!.oldest_stuck, parked: Number(r!.parked), oldestParkedAt: r!.oldest_parked };
 }

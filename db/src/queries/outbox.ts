@@ -1,9 +1,10 @@
-import { sql } from 'kysely';
 import { runStatement, type Db } from '../executor.js';
 import type { NewOutboxRow } from './answer.js';
 
 /** The channel relays LISTEN on; a notification means "new outbox rows may be due". */
 export const OUTBOX_CHANNEL = 'outbox_inserted';
+
+const NOTIFY_SQL = `SELECT pg_notify($1::text, '')`;
 
 /**
  * Wakes the relays. Call it after the transaction that wrote outbox rows has committed,
@@ -11,17 +12,24 @@ export const OUTBOX_CHANNEL = 'outbox_inserted';
  * the commit flush and serialises every writer.
  */
 export async function notifyOutbox(db: Db): Promise<void> {
-  await sql`SELECT pg_notify(${OUTBOX_CHANNEL}, '')`.execute(db);
+  await runStatement(db, NOTIFY_SQL, [OUTBOX_CHANNEL]);
 }
+
+const INSERT_SQL = `
+  INSERT INTO outbox (event_id, order_id, event_type, routing_key, payload)
+  VALUES ($1::uuid, $2::int8, $3::varchar, $4::varchar, $5::text)
+  RETURNING id`;
 
 /** The caller commits, then calls notifyOutbox (the relay's poll catches a missed one). */
 export async function insertOutboxRow(db: Db, row: NewOutboxRow): Promise<bigint> {
-  const inserted = await db
-    .insertInto('outbox')
-    .values({ event_id: row.eventId, order_id: row.orderId, event_type: row.eventType, routing_key: row.routingKey, payload: row.payload })
-    .returning('id')
-    .executeTakeFirstOrThrow();
-  return inserted.id;
+  const [inserted] = await runStatement<{ id: bigint }>(db, INSERT_SQL, [
+    row.eventId,
+    row.orderId,
+    row.eventType,
+    row.routingKey,
+    row.payload,
+  ]);
+  return inserted!.id;
 }
 
 export interface OutboxRow {
@@ -44,6 +52,38 @@ export interface OutboxRow {
   waitedMs: number;
 }
 
+/** $1 the batch size. */
+const CLAIM_BATCH_SQL = `
+  SELECT o.id, o.event_id, o.order_id, o.event_type, o.routing_key, o.payload, o.created_at, o.attempts, o.row_failures,
+         EXISTS (
+           SELECT 1 FROM outbox n
+           WHERE n.order_id = o.order_id AND n.id > o.id AND n.published_at IS NULL AND n.parked_at IS NULL
+         ) AS has_next,
+         (extract(epoch FROM now() - greatest(o.created_at, o.next_attempt_at)) * 1000)::float8 AS waited_ms
+  FROM outbox o
+  WHERE o.published_at IS NULL AND o.parked_at IS NULL AND o.next_attempt_at <= now()
+    AND NOT EXISTS (
+      SELECT 1 FROM outbox e
+      WHERE e.order_id = o.order_id AND e.id < o.id AND e.published_at IS NULL AND e.parked_at IS NULL
+    )
+  ORDER BY o.id
+  LIMIT $1::int4
+  FOR UPDATE OF o SKIP LOCKED`;
+
+interface ClaimedRow {
+  id: bigint;
+  event_id: string;
+  order_id: bigint;
+  event_type: string;
+  routing_key: string;
+  payload: string;
+  created_at: Date;
+  attempts: number;
+  row_failures: number;
+  has_next: boolean;
+  waited_ms: number;
+}
+
 /**
  * Claims up to `limit` due, unpublished, unparked rows, locked until the caller's
  * transaction ends (FOR UPDATE SKIP LOCKED: relay replicas never take the same row).
@@ -51,34 +91,7 @@ export interface OutboxRow {
  * published in id order even across replicas; a parked row no longer holds its order back.
  */
 export async function claimOutboxBatch(tx: Db, limit: number): Promise<OutboxRow[]> {
-  const { rows } = await sql<{
-    id: bigint;
-    event_id: string;
-    order_id: bigint;
-    event_type: string;
-    routing_key: string;
-    payload: string;
-    created_at: Date;
-    attempts: number;
-    row_failures: number;
-    has_next: boolean;
-    waited_ms: number;
-  }>`
-    SELECT o.id, o.event_id, o.order_id, o.event_type, o.routing_key, o.payload, o.created_at, o.attempts, o.row_failures,
-           EXISTS (
-             SELECT 1 FROM outbox n
-             WHERE n.order_id = o.order_id AND n.id > o.id AND n.published_at IS NULL AND n.parked_at IS NULL
-           ) AS has_next,
-           (extract(epoch FROM now() - greatest(o.created_at, o.next_attempt_at)) * 1000)::float8 AS waited_ms
-    FROM outbox o
-    WHERE o.published_at IS NULL AND o.parked_at IS NULL AND o.next_attempt_at <= now()
-      AND NOT EXISTS (
-        SELECT 1 FROM outbox e
-        WHERE e.order_id = o.order_id AND e.id < o.id AND e.published_at IS NULL AND e.parked_at IS NULL
-      )
-    ORDER BY o.id
-    LIMIT ${limit}
-    FOR UPDATE OF o SKIP LOCKED`.execute(tx);
+  const rows = await runStatement<ClaimedRow>(tx, CLAIM_BATCH_SQL, [limit]);
   return rows.map((r) => ({
     id: r.id,
     eventId: r.event_id,
@@ -105,40 +118,41 @@ const MARK_PUBLISHED_SQL = `
   UPDATE outbox SET published_at = clock_timestamp(), attempts = attempts + 1, last_error = NULL
   WHERE id = ANY($1::int8[])`;
 
+/** $1 row id, $2 whether the row itself failed, $3 the error, $4 retry delay in ms, $5 whether to park. */
+const RECORD_FAILURE_SQL = `
+  UPDATE outbox
+  SET attempts = attempts + 1,
+      row_failures = CASE WHEN $2::bool THEN row_failures + 1 ELSE row_failures END,
+      last_error = $3::text,
+      next_attempt_at = now() + $4::float8 * interval '1 millisecond',
+      parked_at = CASE WHEN $5::bool THEN now() END
+  WHERE id = $1::int8`;
+
 /**
  * Records a failed publish: one more attempt (and one more row failure when the row itself
- * was refused), the error, and when to try again. `park` takes the row out of circulation
- * until an operator replays it.
+ * was refused), the error (its first 2,000 characters), and when to try again. `park` takes
+ * the row out of circulation until an operator replays it.
  */
 export async function recordOutboxFailure(
   tx: Db,
   id: bigint,
   failure: { error: string; rowFailure: boolean; retryInMs: number; park: boolean },
 ): Promise<void> {
-  const { error, retryInMs, park } = failure;
-  await tx
-    .updateTable('outbox')
-    .set((eb) => ({
-      attempts: eb('attempts', '+', 1),
-      row_failures: failure.rowFailure ? eb('row_failures', '+', 1) : eb.ref('row_failures'),
-      last_error: error.slice(0, 2000),
-      next_attempt_at: sql<Date>`now() + ${retryInMs} * interval '1 millisecond'`,
-      parked_at: park ? sql<Date>`now()` : null,
-    }))
-    .where('id', '=', id)
-    .execute();
+  await runStatement(tx, RECORD_FAILURE_SQL, [id, failure.rowFailure, failure.error.slice(0, 2000), failure.retryInMs, failure.park]);
 }
 
-/** After the broker comes back, rows waiting out a backoff are due again at once. */
+const MAKE_DUE_SQL = `
+  WITH due AS (
+    UPDATE outbox SET next_attempt_at = now()
+    WHERE published_at IS NULL AND parked_at IS NULL AND next_attempt_at > now()
+    RETURNING 1
+  )
+  SELECT count(*)::int AS n FROM due`;
+
+/** After the broker comes back, rows waiting out a backoff are due again at once. Returns how many. */
 export async function makeBackedOffRowsDue(db: Db): Promise<number> {
-  const result = await db
-    .updateTable('outbox')
-    .set({ next_attempt_at: sql<Date>`now()` })
-    .where('published_at', 'is', null)
-    .where('parked_at', 'is', null)
-    .where('next_attempt_at', '>', sql<Date>`now()`)
-    .executeTakeFirst();
-  return Number(result.numUpdatedRows);
+  const [row] = await runStatement<{ n: number }>(db, MAKE_DUE_SQL);
+  return row!.n;
 }
 
 export interface OutboxStats {
@@ -147,12 +161,13 @@ export interface OutboxStats {
   parked: number;
 }
 
+const STATS_SQL = `
+  SELECT
+    (SELECT count(*) FROM outbox WHERE published_at IS NULL AND parked_at IS NULL) AS backlog,
+    (SELECT min(created_at) FROM outbox WHERE published_at IS NULL AND parked_at IS NULL) AS oldest,
+    (SELECT count(*) FROM outbox WHERE published_at IS NULL AND parked_at IS NOT NULL) AS parked`;
+
 export async function outboxStats(db: Db): Promise<OutboxStats> {
-  const { rows } = await sql<{ backlog: bigint; oldest: Date | null; parked: bigint }>`
-    SELECT
-      (SELECT count(*) FROM outbox WHERE published_at IS NULL AND parked_at IS NULL) AS backlog,
-      (SELECT min(created_at) FROM outbox WHERE published_at IS NULL AND parked_at IS NULL) AS oldest,
-      (SELECT count(*) FROM outbox WHERE published_at IS NULL AND parked_at IS NOT NULL) AS parked`.execute(db);
-  const row = rows[0]!;
-  return { backlog: Number(row.backlog), oldestUnpublishedAt: row.oldest, parked: Number(row.parked) };
+  const [row] = await runStatement<{ backlog: bigint; oldest: Date | null; parked: bigint }>(db, STATS_SQL);
+  return { backlog: Number(row!.backlog), oldestUnpublishedAt: row!.oldest, parked: Number(row!.parked) };
 }
