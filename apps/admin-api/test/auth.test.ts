@@ -1,7 +1,6 @@
 import t from 'tap';
 import { SignJWT } from 'jose';
-import { PgPaymentRepository } from '@foodies/payments';
-import { paymentRequest, waitFor } from '@foodies/testkit';
+import { insertTestPayment, paymentRequest, waitFor } from '@foodies/testkit';
 import { adminConfig, createTestDatabase, ISSUER, jwksServer, signingKey, startAdmin, token } from './helpers.js';
 
 t.test('who may read payments', async (t) => {
@@ -10,7 +9,7 @@ t.test('who may read payments', async (t) => {
   const other = await signingKey('key-1');
   const jwks = await jwksServer(t, [key.jwk]);
   const { admin, lines } = await startAdmin(t, adminConfig(database, jwks.url, { AUTH_JWKS_COOLDOWN_MS: 1 }));
-  const payment = await new PgPaymentRepository(database.db).create(paymentRequest());
+  const payment = await insertTestPayment(database.db, paymentRequest());
   const url = `/payments/${payment.orderId}`;
   const get = (authorization?: string, path = url) =>
     admin.app.inject({ method: 'GET', url: path, headers: authorization ? { authorization } : {} });

@@ -2,8 +2,7 @@ import t from 'tap';
 import { sql } from 'kysely';
 import { findPaymentByOrderId } from '@foodies/db';
 import { formatInstant } from '@foodies/domain';
-import { PgPaymentRepository } from '@foodies/payments';
-import { paymentRequest } from '@foodies/testkit';
+import { insertTestPayment, paymentRequest } from '@foodies/testkit';
 import { adminConfig, createTestDatabase, jwksServer, signingKey, startAdmin, token } from './helpers.js';
 
 t.test('admin payment queries', async (t) => {
@@ -13,21 +12,13 @@ t.test('admin payment queries', async (t) => {
   const { admin } = await startAdmin(t, adminConfig(database, jwks.url));
   const authorization = `Bearer ${await token(key)}`;
   const get = (url: string) => admin.app.inject({ method: 'GET', url, headers: { authorization } });
-  const repo = new PgPaymentRepository(database.db);
-
-  const succeeded = await repo.create(paymentRequest({ buyerId: 'buyer-a', orderId: 9007199254740993n }));
-  await repo.updateStatus(succeeded.id, {
-    status: 'SUCCEEDED',
-    transactionId: 'txn_abc123',
-    processedAt: new Date('2024-01-15T10:30:01Z'),
-  });
-  const failed = await repo.create(paymentRequest({ buyerId: 'buyer-a', amount: '100', currency: 'JPY' }, '0000'));
-  await repo.updateStatus(failed.id, {
-    status: 'FAILED',
-    failureReason: 'Card declined',
-    failureCode: 'CARD_DECLINED',
-    processedAt: new Date('2024-01-15T10:30:02.5Z'),
-  });
+  // The admin API only reads rows: a finished payment's row state is set with plain SQL.
+  const succeeded = await insertTestPayment(database.db, paymentRequest({ buyerId: 'buyer-a', orderId: 9007199254740993n }));
+  await sql`UPDATE payments SET status = 'SUCCEEDED', transaction_id = 'txn_abc123', processed_at = '2024-01-15T10:30:01Z'
+            WHERE id = ${succeeded.id}`.execute(database.db);
+  const failed = await insertTestPayment(database.db, paymentRequest({ buyerId: 'buyer-a', amount: '100', currency: 'JPY' }, '0000'));
+  await sql`UPDATE payments SET status = 'FAILED', failure_reason = 'Card declined', failure_code = 'CARD_DECLINED',
+            processed_at = '2024-01-15T10:30:02.5Z' WHERE id = ${failed.id}`.execute(database.db);
 
   t.test('GET /payments/{orderId} returns the record in the spec shape, field by field', async (t) => {
     for (const created of [succeeded, failed]) {
@@ -98,7 +89,7 @@ t.test('admin payment queries', async (t) => {
 
   t.test('GET /payments lists newest first with paging and a status filter', async (t) => {
     const buyer = 'buyer-paged';
-    for (let i = 0; i < 5; i++) await repo.create(paymentRequest({ buyerId: buyer }));
+    for (let i = 0; i < 5; i++) await insertTestPayment(database.db, paymentRequest({ buyerId: buyer }));
     const page1 = (await get(`/payments?buyerId=${buyer}&limit=2`)).json();
     t.equal(page1.items.length, 2);
     t.equal(page1.nextOffset, 2);
