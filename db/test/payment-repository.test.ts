@@ -1,71 +1,88 @@
 import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import { listStatusHistory, type AnswerRows } from '@foodies/db';
-import { PgPaymentRepository } from '@foodies/payments';
-import { createTestDatabase, paymentRequest } from '@foodies/testkit';
+import {
+  claimPayment,
+  finalisePayment,
+  findOrderRejection,
+  findPaymentById,
+  findPaymentByOrderId,
+  listPayments,
+  listStatusHistory,
+  releasePaymentLease,
+  takeOverPayment,
+  type StatusChange,
+} from '@foodies/db';
+import { createTestDatabase, insertTestPayment, paymentRequest } from '@foodies/testkit';
+import { answerRows, answerRowsOf } from './fixtures.js';
 
 const request = paymentRequest;
 const OWNER = 'delivery-1';
 const lease = (ms: number) => ({ owner: OWNER, ms });
 
-t.test('PaymentRepository against PostgreSQL', async (t) => {
+t.test('payment queries against PostgreSQL', async (t) => {
   const { db } = await createTestDatabase(t);
-  const repo = new PgPaymentRepository(db);
   const claimNew = async (req = request()) => {
-    const claim = await repo.claim(req, lease(60_000));
+    const claim = await claimPayment(db, req, lease(60_000));
     if (claim.kind !== 'claimed') throw new Error(`expected a claim, got ${claim.kind}`);
     return claim.payment;
   };
+  /** Finalises with a fresh answer for the payment's order. */
+  const finalise = async (payment: { id: bigint; orderId: bigint }, change: StatusChange) =>
+    finalisePayment(db, payment.id, change, answerRows(payment.orderId));
 
-  t.test('create stores every field and assigns an id', async (t) => {
+  t.test('a stored payment keeps every field and gets an id', async (t) => {
     const req = request({ amount: '1.234', currency: 'BHD' });
-    const created = await repo.create(req);
+    const created = await insertTestPayment(db, req);
     t.type(created.id, 'bigint');
     t.equal(created.status, 'PENDING');
     t.equal(created.amount, '1.234', 'three-decimal amount kept exactly');
     t.same(created.paymentMethod, req.paymentMethod);
     t.equal(created.transactionId, null);
-    t.same(await repo.findById(created.id), created);
+    t.same(await findPaymentById(db, created.id), created);
   });
 
   t.test('find by order id, including ids beyond 2^53', async (t) => {
     const req = request({ orderId: 9007199254740993n });
-    const created = await repo.create(req);
-    const found = await repo.findByOrderId(9007199254740993n);
+    const created = await insertTestPayment(db, req);
+    const found = await findPaymentByOrderId(db, 9007199254740993n);
     t.equal(found?.id, created.id);
     t.equal(found?.orderId, 9007199254740993n);
-    t.equal(await repo.findByOrderId(9007199254740992n), undefined, 'the neighbouring id is a different order');
+    t.equal(await findPaymentByOrderId(db, 9007199254740992n), undefined, 'the neighbouring id is a different order');
   });
 
   t.test('order id is unique: a second payment for an order is refused', async (t) => {
     const req = request();
-    await repo.create(req);
-    await t.rejects(repo.create({ ...req, eventId: 'other' }), /order_answers_pkey/);
-    t.same(await repo.claim({ ...req, eventId: 'other' }, lease(1000)), { kind: 'order-answered' }, 'claim reports the conflict instead');
+    await insertTestPayment(db, req);
+    await t.rejects(insertTestPayment(db, { ...req, eventId: 'other' }), /order_answers_pkey/);
+    t.same(
+      await claimPayment(db, { ...req, eventId: 'other' }, lease(1000)),
+      { kind: 'order-answered' },
+      'claim reports the conflict instead',
+    );
+    t.equal(await findOrderRejection(db, req.orderId), undefined, 'an order answered by a payment has no rejection');
   });
 
-  t.test('find by buyer pages newest first', async (t) => {
+  t.test("a buyer's payments page newest first", async (t) => {
     const buyerId = `buyer-${Math.random()}`;
     const ids = [];
-    for (let i = 0; i < 5; i++) ids.push((await repo.create(request({ buyerId }))).id);
-    const page1 = await repo.findByBuyerId(buyerId, 2, 0);
-    const page2 = await repo.findByBuyerId(buyerId, 2, 2);
-    const page3 = await repo.findByBuyerId(buyerId, 2, 4);
+    for (let i = 0; i < 5; i++) ids.push((await insertTestPayment(db, request({ buyerId }))).id);
+    const page = (offset: number) => listPayments(db, { buyerId, limit: 2, offset });
+    const pages = [...(await page(0)), ...(await page(2)), ...(await page(4))];
     t.same(
-      [...page1, ...page2, ...page3].map((p) => p.id),
+      pages.map((p) => p.id),
       ids.reverse(),
     );
-    t.same(await repo.findByBuyerId('nobody'), []);
+    t.same(await listPayments(db, { buyerId: 'nobody', limit: 50, offset: 0 }), []);
   });
 
-  t.test('update status is guarded by allowed predecessors and leaves history', async (t) => {
-    const created = await repo.create(request());
+  t.test('the final status is guarded by allowed predecessors and leaves history', async (t) => {
+    const created = await insertTestPayment(db, request());
     const processedAt = new Date('2024-01-15T10:30:01.000Z');
-    t.equal(await repo.updateStatus(created.id, { status: 'SUCCEEDED', transactionId: 'txn_1', processedAt }), true);
-    t.equal(await repo.updateStatus(created.id, { status: 'FAILED', failureReason: 'late' }), false, 'SUCCEEDED never becomes FAILED');
-    t.equal(await repo.updateStatus(created.id, { status: 'PENDING' }), false, 'nothing returns to PENDING');
-    t.equal(await repo.updateStatus(created.id, { status: 'REFUNDED' }), true, 'SUCCEEDED -> REFUNDED is allowed');
-    const row = await repo.findById(created.id);
+    t.equal(await finalise(created, { status: 'SUCCEEDED', transactionId: 'txn_1', processedAt }), true);
+    t.equal(await finalise(created, { status: 'FAILED', failureReason: 'late' }), false, 'SUCCEEDED never becomes FAILED');
+    t.equal(await finalise(created, { status: 'PENDING' }), false, 'nothing returns to PENDING');
+    t.equal(await finalise(created, { status: 'REFUNDED' }), true, 'SUCCEEDED -> REFUNDED is allowed');
+    const row = await findPaymentById(db, created.id);
     t.equal(row?.status, 'REFUNDED');
     t.equal(row?.transactionId, 'txn_1');
     t.same(row?.processedAt, processedAt);
@@ -82,54 +99,46 @@ t.test('PaymentRepository against PostgreSQL', async (t) => {
   t.test('a lease is taken over only after it expires, by one caller', async (t) => {
     const claimed = await claimNew();
     const other = { owner: 'another delivery', ms: 1000 };
-    t.equal(await repo.takeOver(claimed.id, other), undefined, 'live lease is respected');
-    await repo.releaseLease(claimed.id, 'somebody else');
-    t.equal(await repo.takeOver(claimed.id, other), undefined, 'only the holder can release its lease');
-    await repo.releaseLease(claimed.id, OWNER);
-    const takers = await Promise.all([1, 2, 3].map((i) => repo.takeOver(claimed.id, { owner: `taker-${i}`, ms: 1000 })));
+    t.equal(await takeOverPayment(db, claimed.id, other), undefined, 'live lease is respected');
+    await releasePaymentLease(db, claimed.id, 'somebody else');
+    t.equal(await takeOverPayment(db, claimed.id, other), undefined, 'only the holder can release its lease');
+    await releasePaymentLease(db, claimed.id, OWNER);
+    const takers = await Promise.all([1, 2, 3].map((i) => takeOverPayment(db, claimed.id, { owner: `taker-${i}`, ms: 1000 })));
     t.equal(takers.filter(Boolean).length, 1, 'exactly one takes over');
     t.equal(takers.find(Boolean)?.status, 'PROCESSING');
   });
 
   t.test('the lease holder takes its own payment back at once; the final status clears the lease', async (t) => {
     const claimed = await claimNew();
-    t.equal(await repo.takeOver(claimed.id, { owner: 'another delivery', ms: 1000 }), undefined, 'a live lease is not shared');
-    const back = await repo.takeOver(claimed.id, lease(1000));
+    t.equal(await takeOverPayment(db, claimed.id, { owner: 'another delivery', ms: 1000 }), undefined, 'a live lease is not shared');
+    const back = await takeOverPayment(db, claimed.id, lease(1000));
     t.equal(back?.id, claimed.id, "the holder's own retry gets it without waiting for expiry");
-    t.ok(await repo.updateStatus(claimed.id, { status: 'FAILED', failureReason: 'x', failureCode: 'UNKNOWN', processedAt: new Date() }));
+    t.ok(await finalise(claimed, { status: 'FAILED', failureReason: 'x', failureCode: 'UNKNOWN', processedAt: new Date() }));
     const row = await db
       .selectFrom('payments')
       .select(['lease_owner', 'lease_expires_at'])
       .where('id', '=', claimed.id)
       .executeTakeFirstOrThrow();
     t.same(row, { lease_owner: null, lease_expires_at: null });
-    t.equal(await repo.takeOver(claimed.id, lease(1000)), undefined, 'a final payment is never taken over');
+    t.equal(await takeOverPayment(db, claimed.id, lease(1000)), undefined, 'a final payment is never taken over');
   });
 
   t.test('the database refuses a SUCCEEDED payment without a transaction id', async (t) => {
-    const created = await repo.create(request());
-    await t.rejects(repo.updateStatus(created.id, { status: 'SUCCEEDED' }), /payments_succeeded_has_transaction/);
+    const created = await insertTestPayment(db, request());
+    await t.rejects(finalise(created, { status: 'SUCCEEDED' }), /payments_succeeded_has_transaction/);
   });
 
   t.test('the final update writes the answer rows in the same statement, only when its guard passes', async (t) => {
-    const answer = (orderId: bigint, eventId: string = randomUUID()): AnswerRows => ({
-      inbox: { eventId, orderId, outcome: 'FAILED', detail: null },
-      outbox: { eventId: randomUUID(), orderId, eventType: 'OrderPaymentFailedEvent', routingKey: 'payment.failed', payload: '{"a":1}' },
-    });
-    const rowsFor = async (orderId: bigint) => ({
-      inbox: await db.selectFrom('inbox').selectAll().where('order_id', '=', orderId).execute(),
-      outbox: await db.selectFrom('outbox').selectAll().where('order_id', '=', orderId).execute(),
-    });
     const claimed = await claimNew();
-    const first = answer(claimed.orderId);
+    const first = answerRows(claimed.orderId);
     const failed = {
       status: 'FAILED' as const,
       failureReason: 'Card declined',
       failureCode: 'CARD_DECLINED' as const,
       processedAt: new Date(),
     };
-    t.equal(await repo.updateStatus(claimed.id, failed, first), true);
-    let rows = await rowsFor(claimed.orderId);
+    t.equal(await finalisePayment(db, claimed.id, failed, first), true);
+    let rows = await answerRowsOf(db, claimed.orderId);
     t.same(
       rows.inbox.map((r) => [r.event_id, r.outcome, r.detail]),
       [[first.inbox.eventId, 'FAILED', null]],
@@ -138,23 +147,23 @@ t.test('PaymentRepository against PostgreSQL', async (t) => {
       rows.outbox.map((r) => [r.event_id, r.event_type, r.routing_key, r.payload, r.published_at]),
       [[first.outbox.eventId, 'OrderPaymentFailedEvent', 'payment.failed', '{"a":1}', null]],
     );
-    const final = await repo.findById(claimed.id);
+    const final = await findPaymentById(db, claimed.id);
     t.equal(final?.status, 'FAILED');
     t.equal(final?.failureCode, 'CARD_DECLINED');
 
-    t.equal(await repo.updateStatus(claimed.id, failed, answer(claimed.orderId)), false, 'the guard refuses a second final status');
-    rows = await rowsFor(claimed.orderId);
+    t.equal(await finalise(claimed, failed), false, 'the guard refuses a second final status');
+    rows = await answerRowsOf(db, claimed.orderId);
     t.equal(rows.inbox.length, 1, 'a refused update writes no inbox row');
     t.equal(rows.outbox.length, 1, 'a refused update writes no outbox row');
 
     // The same event id used by another order (a producer bug): that order is charged by now,
     // so its answer is written, and the inbox holds the pair for each order.
     const other = await claimNew();
-    const reused = answer(other.orderId, first.inbox.eventId);
-    t.equal(await repo.updateStatus(other.id, failed, reused), true, 'an event id reused by another order still finalises it');
-    t.equal((await repo.findById(other.id))?.status, 'FAILED');
+    const reused = answerRows(other.orderId, first.inbox.eventId);
+    t.equal(await finalisePayment(db, other.id, failed, reused), true, 'an event id reused by another order still finalises it');
+    t.equal((await findPaymentById(db, other.id))?.status, 'FAILED');
     t.same(
-      (await rowsFor(other.orderId)).outbox.map((r) => r.event_id),
+      (await answerRowsOf(db, other.orderId)).outbox.map((r) => r.event_id),
       [reused.outbox.eventId],
       'and writes its answer',
     );
@@ -167,6 +176,28 @@ t.test('PaymentRepository against PostgreSQL', async (t) => {
     );
   });
 
+  t.test('a final update whose (event id, order) pair is already in the inbox writes neither answer row', async (t) => {
+    // The one conflict rule of answer.ts. Before it, the final update skipped only the inbox
+    // row and still wrote an outbox row, so an event could be answered twice.
+    const claimed = await claimNew();
+    const earlier = answerRows(claimed.orderId);
+    await db.insertInto('inbox').values({ event_id: earlier.inbox.eventId, order_id: claimed.orderId, outcome: 'REPUBLISHED' }).execute();
+    const again = { inbox: earlier.inbox, outbox: { ...earlier.outbox, eventId: randomUUID() } };
+    t.equal(
+      await finalisePayment(db, claimed.id, { status: 'SUCCEEDED', transactionId: 'txn_pair', processedAt: new Date() }, again),
+      true,
+      'the status guard passed, so the payment is final',
+    );
+    t.equal((await findPaymentById(db, claimed.id))?.status, 'SUCCEEDED');
+    const rows = await answerRowsOf(db, claimed.orderId);
+    t.same(
+      rows.inbox.map((r) => r.outcome),
+      ['REPUBLISHED'],
+      'the inbox keeps the earlier row',
+    );
+    t.same(rows.outbox, [], 'and no outbox row was written for the pair');
+  });
+
   t.test(
     'a claim inserts nothing for an event already in the inbox for its order; another order under the same id is claimed and reported',
     async (t) => {
@@ -174,7 +205,8 @@ t.test('PaymentRepository against PostgreSQL', async (t) => {
       const payment = await claimNew(req);
       t.equal(payment.status, 'PENDING');
       t.ok(
-        await repo.updateStatus(
+        await finalisePayment(
+          db,
           payment.id,
           { status: 'SUCCEEDED', transactionId: 'txn_dup', processedAt: new Date() },
           {
@@ -183,19 +215,19 @@ t.test('PaymentRepository against PostgreSQL', async (t) => {
           },
         ),
       );
-      t.same(await repo.claim(req, lease(60_000)), { kind: 'event-answered' }, 'the same event again');
+      t.same(await claimPayment(db, req, lease(60_000)), { kind: 'event-answered' }, 'the same event again');
       const otherOrder = request({ eventId: req.eventId });
-      const reused = await repo.claim(otherOrder, lease(60_000));
+      const reused = await claimPayment(db, otherOrder, lease(60_000));
       t.match(reused, { kind: 'claimed', reusedBy: req.orderId }, 'the same event id for another order is claimed, naming the first order');
-      t.match(await repo.findByOrderId(otherOrder.orderId), { status: 'PENDING' }, 'its payment was inserted');
+      t.match(await findPaymentByOrderId(db, otherOrder.orderId), { status: 'PENDING' }, 'its payment was inserted');
       t.equal(
         (await db.selectFrom('order_answers').selectAll().where('order_id', '=', otherOrder.orderId).execute()).length,
         1,
         'and its answer reserved',
       );
-      t.notOk('reusedBy' in (await repo.claim(request(), lease(60_000))), 'a fresh event id reports no reuse');
+      t.notOk('reusedBy' in (await claimPayment(db, request(), lease(60_000))), 'a fresh event id reports no reuse');
       t.same(
-        await repo.claim({ ...req, eventId: randomUUID() }, lease(60_000)),
+        await claimPayment(db, { ...req, eventId: randomUUID() }, lease(60_000)),
         { kind: 'order-answered' },
         'a new event for the paid order',
       );

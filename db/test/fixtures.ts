@@ -1,0 +1,18 @@
+import { randomUUID } from 'node:crypto';
+import type { AnswerRows, Db, InboxOutcome } from '@foodies/db';
+
+/** An answer for `orderId`: inbox row under `eventId` (fresh by default), outbox row with a fresh event id. */
+export function answerRows(orderId: bigint, eventId: string = randomUUID(), outcome: InboxOutcome = 'FAILED'): AnswerRows {
+  return {
+    inbox: { eventId, orderId, outcome, detail: null },
+    outbox: { eventId: randomUUID(), orderId, eventType: 'OrderPaymentFailedEvent', routingKey: 'payment.failed', payload: '{"a":1}' },
+  };
+}
+
+/** The inbox and outbox rows of an order, oldest first. */
+export async function answerRowsOf(db: Db, orderId: bigint) {
+  return {
+    inbox: await db.selectFrom('inbox').selectAll().where('order_id', '=', orderId).orderBy('processed_at').execute(),
+    outbox: await db.selectFrom('outbox').selectAll().where('order_id', '=', orderId).orderBy('id').execute(),
+  };
+}
