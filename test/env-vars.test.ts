@@ -35,11 +35,11 @@ function variablesReadByCode(): Set<string> {
     'db/src',
     'packages/domain/src',
     'packages/platform/src',
-    'packages/payments/src',
     'packages/testkit/src',
     'apps/consumer/src',
     'apps/outbox-relay/src',
     'apps/admin-api/src',
+    'apps/migrate/src',
     'scripts',
     'bin',
   ];

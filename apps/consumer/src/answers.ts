@@ -1,8 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { insertInboxRow, insertOutboxRow, type AnswerRows, type Db, type InboxOutcome } from '@foodies/db';
+import {
+  finalisePayment,
+  findPaymentById,
+  releasePaymentLease,
+  type AnswerRows,
+  type Db,
+  type InboxOutcome,
+  type StatusChange,
+} from '@foodies/db';
 import {
   EVENT_NAMES,
   formatInstant,
+  isInFlight,
   ROUTING_KEYS,
   stringifyJson,
   type OrderPaymentFailedEvent,
@@ -12,6 +21,8 @@ import {
   type PaymentResult,
   type ResultEvent,
 } from '@foodies/domain';
+import { during, TransientError } from '@foodies/platform';
+import type { Charged } from './payment/charge.js';
 
 export function succeededEvent(
   orderId: bigint,
@@ -73,8 +84,45 @@ export function answerRows(eventId: string, outcome: InboxOutcome, event: Result
   };
 }
 
-/** Writes an answer inside the caller's transaction, next to the state it reports. */
-export async function recordAnswer(tx: Db, answer: AnswerRows): Promise<void> {
-  await insertInboxRow(tx, answer.inbox);
-  await insertOutboxRow(tx, answer.outbox);
+type Outcome = Extract<PaymentResult, { kind: 'Success' | 'Failed' }>;
+
+/** What committing a charge came to: its outcome, or the outcome another consumer committed first. */
+export type Committed = Outcome | Extract<PaymentResult, { kind: 'AlreadyProcessed' }>;
+
+/**
+ * Commits a charge: the payment's final status and the answer to `eventId`, in one statement
+ * (finalisePayment). If that fails without a known outcome, our lease is released so the
+ * retry takes the payment back at once, not after the lease (if the database is unreachable
+ * this fails too, and the same owner's retry takes it back). If the guard refused, another
+ * consumer finalised the payment first (our lease had expired): its outcome stands.
+ */
+export async function commitCharge(db: Db, charged: Charged, eventId: string, now: Date): Promise<Committed> {
+  const { payment, answer, owner } = charged;
+  const result: Outcome =
+    answer.kind === 'Success'
+      ? {
+          kind: 'Success',
+          paymentId: payment.id,
+          transactionId: answer.transactionId,
+          processedAt: now,
+          amount: payment.amount,
+          currency: payment.currency,
+        }
+      : { kind: 'Failed', paymentId: payment.id, reason: answer.reason, code: answer.code, occurredAt: now };
+  const change: StatusChange =
+    answer.kind === 'Success'
+      ? { status: 'SUCCEEDED', transactionId: answer.transactionId, processedAt: now }
+      : { status: 'FAILED', failureReason: answer.reason, failureCode: answer.code, processedAt: now };
+  const rows = answerRows(eventId, result.kind === 'Success' ? 'SUCCEEDED' : 'FAILED', eventForResult(payment.orderId, result));
+  let committed: boolean;
+  try {
+    committed = await during('commit payment outcome', finalisePayment(db, payment.id, change, rows));
+  } catch (err) {
+    await releasePaymentLease(db, payment.id, owner).catch(() => undefined);
+    throw err;
+  }
+  if (committed) return result;
+  const final = await during('read payment', findPaymentById(db, payment.id));
+  if (!final || isInFlight(final.status)) throw new TransientError('PAYMENT_FINALISE_RACE', `payment ${payment.id} could not be finalised`);
+  return { kind: 'AlreadyProcessed', paymentRecord: final };
 }

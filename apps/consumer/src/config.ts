@@ -42,6 +42,12 @@ export const ConsumerConfigSchema = Type.Object({
   GATEWAY_RETRY_MAX_MS: PositiveMs(5_000, 'largest gateway retry delay'),
   RETRY_BASE_MS: PositiveMs(250, 'first redelivery delay after a transient failure'),
   RETRY_MAX_MS: PositiveMs(30_000, 'largest delay between retries of a transient failure'),
+  UNEXPECTED_ERROR_MAX_ATTEMPTS: Type.Integer({
+    minimum: 1,
+    maximum: 100,
+    default: 5,
+    description: 'must be an integer from 1 to 100 (attempts of a message that fails on a programmer error before it is dead-lettered)',
+  }),
   RECOVERY_SWEEP_INTERVAL_MS: PositiveMs(60_000, 'pause between recovery sweeps for payments stuck in flight'),
   RECOVERY_SWEEP_AFTER_MS: PositiveMs(
     120_000,

@@ -1,4 +1,4 @@
-import { scrubRawText, stringifyJson } from '@foodies/domain';
+import { parseJsonExact, scrubRawText, stringifyJson, stripCardSecrets } from '@foodies/domain';
 import type { AsyncMessage, Connection, Publisher } from 'rabbitmq-client';
 
 export const REJECTION_HEADER = 'x-rejection-reason';
@@ -13,6 +13,19 @@ export function deadLetterBody(raw: Buffer, scrubbed: unknown, removedSecrets: s
   const text = raw.toString('utf8');
   const masked = scrubRawText(text);
   return masked === text ? raw : Buffer.from(masked, 'utf8');
+}
+
+/**
+ * The DLQ copy of a body whose processing failed on a programmer error (it decoded, so it is
+ * not poison): card secrets stripped and card numbers masked as for poison.
+ */
+export function scrubbedCopy(raw: Buffer): Buffer {
+  try {
+    const { value, removed } = stripCardSecrets(parseJsonExact(raw.toString('utf8')));
+    return deadLetterBody(raw, value, removed);
+  } catch {
+    return deadLetterBody(raw, undefined, []);
+  }
 }
 
 /** Where dead-lettered copies go: the DLQ, fed by its own direct exchange. */

@@ -1,4 +1,5 @@
-import { findOrderRejection, findPaymentByOrderId, inboxState, insertOrderRejection, type Db } from '@foodies/db';
+import { randomUUID } from 'node:crypto';
+import { findOrderRejection, findPaymentByOrderId, inboxState, recordRejection, writeAnswer, type Db } from '@foodies/db';
 import {
   decodeStockConfirmed,
   isInFlight,
@@ -9,9 +10,9 @@ import {
   type ProcessPaymentRequest,
 } from '@foodies/domain';
 import { during, lazyChild, TransientError, type Logger, type WorkLogger } from '@foodies/platform';
-import { InvalidPaymentDataError, PaymentInFlightError, type PaymentService } from '@foodies/payments';
-import { answerRows, eventForRecord, eventForResult, failedEvent, recordAnswer } from './answers.js';
+import { answerRows, commitCharge, eventForRecord, failedEvent } from './answers.js';
 import { deadLetterBody } from './dead-letter.js';
+import { InvalidPaymentDataError, PaymentInFlightError, type PaymentCharger } from './payment/charge.js';
 
 export type Handled =
   /** Cannot be processed: dead-letter `body` with `reason`, then ack. */
@@ -22,10 +23,10 @@ type Answered = Exclude<Handled['outcome'], 'dead_lettered'>;
 
 export interface HandlerDeps {
   db: Db;
-  service: PaymentService;
+  charger: PaymentCharger;
   logger: Logger;
   clock?: () => Date;
-  /** Told when an event id already answered for another order arrives (see PaymentServiceOptions.onEventIdReused). */
+  /** Told when an event id already answered for another order arrives (see PaymentChargerOptions.onEventIdReused). */
   onEventIdReused?: (eventId: string, orderId: bigint, otherOrderId: bigint) => void;
 }
 
@@ -63,8 +64,8 @@ export class StockConfirmedHandler {
     this.clock = deps.clock ?? (() => new Date());
   }
 
-  /** `leaseOwner`: the same for every attempt of one delivery (see PaymentService.processPayment). */
-  async handle(raw: Buffer, leaseOwner?: string): Promise<Handled> {
+  /** `leaseOwner`: the same for every attempt of one delivery (see PaymentCharger.charge). */
+  async handle(raw: Buffer, leaseOwner: string = randomUUID()): Promise<Handled> {
     const decoded = decode(raw);
     if (decoded.kind === 'poison') {
       return { outcome: 'dead_lettered', reason: decoded.reason, body: deadLetterBody(raw, decoded.scrubbed, decoded.removedSecrets) };
@@ -88,32 +89,38 @@ export class StockConfirmedHandler {
     return this.reject(ref, code, reason, log, inbox.reusedBy);
   }
 
-  private async pay(request: ProcessPaymentRequest, log: WorkLogger, leaseOwner?: string): Promise<Answered> {
-    let result;
+  /**
+   * Charges (payment/charge.ts), then commits the outcome with its answer (answers.ts): the
+   * handler owns the commit. Refused at claim time, before any charge, the values can never be
+   * stored: the order is answered like any other invalid event instead of being retried forever.
+   */
+  private async pay(request: ProcessPaymentRequest, log: WorkLogger, leaseOwner: string): Promise<Answered> {
+    let attempt;
     try {
-      result = await this.deps.service.processPayment(
-        request,
-        (res) => answerRows(request.eventId, res.kind === 'Success' ? 'SUCCEEDED' : 'FAILED', eventForResult(request.orderId, res)),
-        leaseOwner,
-      );
+      attempt = await this.deps.charger.charge(request, leaseOwner);
     } catch (err) {
-      // Refused at claim time, before any charge: these values can never be stored, so the
-      // order is answered like any other invalid event instead of being retried forever.
       if (err instanceof InvalidPaymentDataError) return this.reject(request, 'UNKNOWN', reasonText(err.message), log);
       throw err;
     }
-    switch (result.kind) {
+    switch (attempt.kind) {
       case 'DuplicateEvent':
         return this.duplicate(log);
       case 'AlreadyProcessed':
-        return this.republishPayment(request, result.paymentRecord, log);
+        return this.republishPayment(request, attempt.payment, log);
       case 'AlreadyRejected':
-        return this.republishRejection(request, result.code, result.reason, log);
+        return this.republishRejection(request, attempt.rejection.code, attempt.rejection.reason, log);
+      case 'Charged':
+        break;
+    }
+    const committed = await commitCharge(this.deps.db, attempt, request.eventId, this.clock());
+    switch (committed.kind) {
+      case 'AlreadyProcessed':
+        return this.republishPayment(request, committed.paymentRecord, log);
       case 'Success':
-        log.info({ paymentId: result.paymentId.toString() }, 'payment succeeded');
+        log.info({ paymentId: committed.paymentId.toString() }, 'payment succeeded');
         return 'succeeded';
       case 'Failed':
-        log.warn({ failureCode: result.code, reason: result.reason }, 'payment failed');
+        log.warn({ failureCode: committed.code, reason: committed.reason }, 'payment failed');
         return 'failed';
     }
   }
@@ -129,14 +136,9 @@ export class StockConfirmedHandler {
    * `reusedBy`: another order answered under this event id, reported if this rejection is the order's first answer.
    */
   private async reject(event: EventRef, code: PaymentFailureCode, reason: string, log: WorkLogger, reusedBy?: bigint): Promise<Answered> {
-    const answered = await during(
-      'record rejection',
-      this.deps.db.transaction().execute(async (tx) => {
-        if (!(await insertOrderRejection(tx, { orderId: event.orderId, eventId: event.eventId, code, reason }))) return false;
-        await recordAnswer(tx, answerRows(event.eventId, 'REJECTED', failedEvent(event.orderId, reason, code, this.clock()), reason));
-        return true;
-      }),
-    );
+    const rejection = { orderId: event.orderId, eventId: event.eventId, code, reason };
+    const answer = answerRows(event.eventId, 'REJECTED', failedEvent(event.orderId, reason, code, this.clock()), reason);
+    const answered = await during('record rejection', recordRejection(this.deps.db, rejection, answer));
     if (answered) {
       if (reusedBy !== undefined) this.deps.onEventIdReused?.(event.eventId, event.orderId, reusedBy);
       log.warn({ failureCode: code, reason }, 'event rejected; answered with a failed event');
@@ -144,34 +146,24 @@ export class StockConfirmedHandler {
     }
     const payment = await findPaymentByOrderId(this.deps.db, event.orderId);
     if (payment) return this.republishPayment(event, payment, log);
-    const rejection = await findOrderRejection(this.deps.db, event.orderId);
-    if (rejection) return this.republishRejection(event, rejection.code, rejection.reason, log);
+    const earlier = await findOrderRejection(this.deps.db, event.orderId);
+    if (earlier) return this.republishRejection(event, earlier.code, earlier.reason, log);
     throw new TransientError('ORDER_ANSWER_RACE', `answer of order ${event.orderId} not found after a conflicting rejection`);
   }
 
   /** A new event for an order that already has a payment: publish its recorded outcome again. */
   private async republishPayment(event: EventRef, record: PaymentRecord, log: WorkLogger): Promise<Answered> {
     if (isInFlight(record.status)) throw new PaymentInFlightError(event.orderId, record.leaseExpiresAt);
-    await during(
-      'republish answer',
-      this.deps.db
-        .transaction()
-        .execute((tx) => recordAnswer(tx, answerRows(event.eventId, 'REPUBLISHED', eventForRecord(record, this.clock())))),
-    );
+    const answer = answerRows(event.eventId, 'REPUBLISHED', eventForRecord(record, this.clock()));
+    if (!(await during('republish answer', writeAnswer(this.deps.db, answer)))) return this.duplicate(log);
     log.info({ paymentId: record.id.toString(), status: record.status }, 'order already answered; recorded outcome re-published');
     return 'republished';
   }
 
   /** A new event for an order answered by a rejection: the same failure again, nothing charged. */
   private async republishRejection(event: EventRef, code: PaymentFailureCode, reason: string, log: WorkLogger): Promise<Answered> {
-    await during(
-      'republish rejection',
-      this.deps.db
-        .transaction()
-        .execute((tx) =>
-          recordAnswer(tx, answerRows(event.eventId, 'REPUBLISHED', failedEvent(event.orderId, reason, code, this.clock()), reason)),
-        ),
-    );
+    const answer = answerRows(event.eventId, 'REPUBLISHED', failedEvent(event.orderId, reason, code, this.clock()), reason);
+    if (!(await during('republish rejection', writeAnswer(this.deps.db, answer)))) return this.duplicate(log);
     log.info({ failureCode: code }, 'order already rejected; rejection re-published');
     return 'republished';
   }

@@ -2,7 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { inFlightPaymentStats, type Db } from '@foodies/db';
 import { sharedFor, statsGauge } from '@foodies/platform';
 
-export type MessageOutcome = 'succeeded' | 'failed' | 'rejected' | 'republished' | 'duplicate' | 'dead_lettered';
+
 
 /** One registry per app instance (never the global one), so tests can run several. */
 export function createConsumerMetrics(db: Db) {

@@ -1,17 +1,20 @@
+import { randomUUID } from 'node:crypto';
 import { findStalePayments, isConnectionFailure, type Db } from '@foodies/db';
-import { during, type Logger } from '@foodies/platform';
-import type { PaymentService } from '@foodies/payments';
-import { answerRows, eventForResult } from './answers.js';
+import { during, type DependencyGate, type Logger } from '@foodies/platform';
+import { commitCharge } from './answers.js';
 import type { ConsumerMetrics } from './metrics.js';
+import type { OutboxNotifier } from './notifier.js';
+import type { PaymentCharger } from './payment/charge.js';
 
 export interface RecoverySweepDeps {
   db: Db;
-  service: PaymentService;
+  charger: PaymentCharger;
   metrics: ConsumerMetrics;
   logger: Logger;
   /** How long past its lease a payment waits for its own redelivery first, ms. */
   afterMs: number;
   batchSize: number;
+  clock?: () => Date;
 }
 
 /**
@@ -28,18 +31,17 @@ export interface RecoverySweepDeps {
  * be one more image entry point and schedule to operate for the same code.
  */
 export async function sweepStalePayments(deps: RecoverySweepDeps): Promise<number> {
-  const { db, service, metrics, logger } = deps;
+  const { db, charger, metrics, logger } = deps;
+  const clock = deps.clock ?? (() => new Date());
   const stale = await during('find stale payments', findStalePayments(db, deps.afterMs, deps.batchSize));
   let finished = 0;
   for (const { paymentId, orderId, sourceEventId } of stale) {
     const log = logger.child({ paymentId: paymentId.toString(), orderId: orderId.toString() });
     const eventId = sourceEventId ?? `recovery-${paymentId}`;
     try {
-      const recovery = await service.recover(paymentId, (result) =>
-        answerRows(eventId, result.kind === 'Success' ? 'SUCCEEDED' : 'FAILED', eventForResult(orderId, result)),
-      );
-      if (recovery.kind === 'Skipped') continue;
-      const { result, resolvedBy } = recovery;
+      const charged = await charger.recover(paymentId, randomUUID());
+      if (!charged) continue;
+      const result = await commitCharge(db, charged, eventId, clock());
       if (result.kind === 'AlreadyProcessed') {
         metrics.recovered.inc({ result: 'already_final' });
         continue;
@@ -47,7 +49,12 @@ export async function sweepStalePayments(deps: RecoverySweepDeps): Promise<numbe
       finished++;
       metrics.recovered.inc({ result: result.kind === 'Success' ? 'succeeded' : 'failed' });
       log.warn(
-        { eventId, resolvedBy, outcome: result.kind, ...(result.kind === 'Failed' ? { failureCode: result.code } : {}) },
+        {
+          eventId,
+          resolvedBy: charged.resolvedBy,
+          outcome: result.kind,
+          ...(result.kind === 'Failed' ? { failureCode: result.code } : {}),
+        },
         'in-flight payment finished by the recovery sweep (its message did not come back)',
       );
     } catch (err) {
@@ -57,4 +64,43 @@ export async function sweepStalePayments(deps: RecoverySweepDeps): Promise<numbe
     }
   }
   return finished;
+}
+
+/**
+ * Runs the sweep every `intervalMs` (skipped while the database is down), one at a time;
+ * finished payments wake the relays.
+ */
+export class RecoverySweeper {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<number> | undefined;
+
+  constructor(
+    private readonly deps: RecoverySweepDeps & { intervalMs: number; database: DependencyGate; notifier: OutboxNotifier },
+  ) {}
+
+  /** One sweep now, or the one already running; resolves with the payments finished. */
+  sweep(): Promise<number> {
+    this.running ??= sweepStalePayments(this.deps)
+      .then((finished) => {
+        if (finished > 0) this.deps.notifier.poke();
+        return finished;
+      })
+      .finally(() => {
+        this.running = undefined;
+      });
+    return this.running;
+  }
+
+  start(): void {
+    this.timer ??= setInterval(() => {
+      if (this.deps.database.down) return;
+      this.sweep().catch((err: unknown) => this.deps.logger.warn({ err }, 'recovery sweep failed; the next one retries'));
+    }, this.deps.intervalMs);
+  }
+
+  /** Stops the timer and waits for a sweep in progress. */
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running?.catch(() => undefined);
+  }
 }

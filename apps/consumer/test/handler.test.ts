@@ -3,23 +3,24 @@ import { sql } from 'kysely';
 import { Value } from '@sinclair/typebox/value';
 import { countLedgerCharges, findPaymentByOrderId, type Db } from '@foodies/db';
 import { OrderPaymentFailedEventSchema, OrderPaymentSucceededEventSchema, parseJsonExact, stringifyJson } from '@foodies/domain';
-import { PaymentService, PgLedgerStore, PgPaymentRepository, SimulatedPaymentGateway } from '@foodies/payments';
 import { TransientError } from '@foodies/platform';
 import { captureLogger, createTestDatabase, eventBody, newOrderId, stockConfirmedEvent } from '@foodies/testkit';
 import { StockConfirmedHandler } from '../src/handler.js';
+import { PaymentCharger } from '../src/payment/charge.js';
+import { PgLedgerStore, SimulatedPaymentGateway } from '../src/payment/simulated-gateway.js';
 import { countRows, dumpAllTables, outboxRows } from './helpers.js';
 
 function handlerFor(db: Db, alwaysSucceed = true, onEventIdReused?: (eventId: string, orderId: bigint, otherOrderId: bigint) => void) {
   const { logger, lines } = captureLogger();
   const gateway = new SimulatedPaymentGateway({ alwaysSucceed, processingDelayMs: 0 }, new PgLedgerStore(db));
-  const service = new PaymentService({
-    repository: new PgPaymentRepository(db),
+  const charger = new PaymentCharger({
+    db,
     gateway,
     leaseMs: 30_000,
     chargePolicy: { maxAttempts: 3, attemptTimeoutMs: 1000, backoff: { baseMs: 1, maxMs: 5 } },
     onEventIdReused,
   });
-  return { handler: new StockConfirmedHandler({ db, service, logger, onEventIdReused }), lines, gateway };
+  return { handler: new StockConfirmedHandler({ db, charger, logger, onEventIdReused }), lines, gateway };
 }
 
 t.test('OrderStockConfirmedEventHandler with PostgreSQL', async (t) => {

@@ -1,10 +1,10 @@
 import t from 'tap';
 import { sql } from 'kysely';
-import { countLedgerCharges, findLedgerEntry, findPaymentByOrderId, insertPayment, listStatusHistory, type Db } from '@foodies/db';
+import { claimPayment, countLedgerCharges, findLedgerEntry, findPaymentByOrderId, listStatusHistory, type Db } from '@foodies/db';
 import { idempotencyKeyForOrder } from '@foodies/domain';
-import { PgLedgerStore, PgPaymentRepository, SimulatedPaymentGateway } from '@foodies/payments';
-import { paymentRequest, stockConfirmedEvent, waitFor } from '@foodies/testkit';
+import { insertTestPayment, paymentRequest, stockConfirmedEvent, waitFor } from '@foodies/testkit';
 import type { ConsumerApp } from '../src/app.js';
+import { PgLedgerStore, SimulatedPaymentGateway } from '../src/payment/simulated-gateway.js';
 import { countRows, crashAfterCharge, harness, testConsumerConfig, type Harness } from './helpers.js';
 
 const gatewayLimits = { GATEWAY_TIMEOUT_MS: 200, GATEWAY_MAX_ATTEMPTS: 2 };
@@ -30,7 +30,7 @@ async function purgedEvent(h: Harness, event: Record<string, unknown>) {
 
 /** A PENDING payment for `event`, as a claim leaves it, untouched for `minutes`: its consumer and its message are gone. */
 async function abandonedPayment(db: Db, event: Record<string, unknown>, minutes = 60) {
-  const payment = await insertPayment(db, paymentRequest({ eventId: event.eventId as string, orderId: event.orderId as bigint }));
+  const payment = await insertTestPayment(db, paymentRequest({ eventId: event.eventId as string, orderId: event.orderId as bigint }));
   await sql`UPDATE payments SET updated_at = now() - make_interval(mins => ${minutes}) WHERE id = ${payment.id.toString()}::int8`.execute(
     db,
   );
@@ -99,7 +99,7 @@ t.test('payments under a live lease, or abandoned for less than RECOVERY_SWEEP_A
   const recent = stockConfirmedEvent();
   await abandonedPayment(h.db, recent, 5);
   const leased = stockConfirmedEvent();
-  await new PgPaymentRepository(h.db).claim(paymentRequest({ eventId: leased.eventId as string, orderId: leased.orderId as bigint }), {
+  await claimPayment(h.db, paymentRequest({ eventId: leased.eventId as string, orderId: leased.orderId as bigint }), {
     owner: 'a live consumer',
     ms: 3_600_000,
   });

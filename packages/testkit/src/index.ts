@@ -7,3 +7,4 @@ export * from './tcp-proxy.js';
 export * from './log-check.js';
 export * from './kotlin.js';
 export * from './payments.js';
+export * from './spawn.js';

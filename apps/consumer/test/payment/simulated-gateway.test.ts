@@ -1,13 +1,8 @@
 import t from 'tap';
 import { countLedgerCharges } from '@foodies/db';
 import { idempotencyKeyForOrder, type PaymentMethodInfo } from '@foodies/domain';
-import {
-  GatewayUnavailableError,
-  GatewayUnknownOutcomeError,
-  PgLedgerStore,
-  SimulatedPaymentGateway,
-  type ChargeRequest,
-} from '@foodies/payments';
+import { GatewayUnavailableError, GatewayUnknownOutcomeError, type ChargeRequest } from '../../src/payment/gateway.js';
+import { PgLedgerStore, SimulatedPaymentGateway } from '../../src/payment/simulated-gateway.js';
 import { createTestDatabase, MemoryLedgerStore, newOrderId } from '@foodies/testkit';
 
 const card = (cardLastFour: string): PaymentMethodInfo => ({

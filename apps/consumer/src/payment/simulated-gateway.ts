@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { LedgerEntry } from '@foodies/db';
+import { findLedgerEntry, recordLedgerEntry, type Db, type LedgerEntry } from '@foodies/db';
 import { sleep } from '@foodies/platform';
 import {
   GatewayUnavailableError,
@@ -15,6 +15,19 @@ export interface LedgerStore {
   /** Records the entry unless the key already has one; returns the entry the key holds. */
   record(entry: LedgerEntry): Promise<LedgerEntry>;
   find(idempotencyKey: string): Promise<LedgerEntry | undefined>;
+}
+
+/** The simulated gateway's books in PostgreSQL, shared by every consumer process. */
+export class PgLedgerStore implements LedgerStore {
+  constructor(private readonly db: Db) {}
+
+  record(entry: LedgerEntry): Promise<LedgerEntry> {
+    return recordLedgerEntry(this.db, entry);
+  }
+
+  find(idempotencyKey: string): Promise<LedgerEntry | undefined> {
+    return findLedgerEntry(this.db, idempotencyKey);
+  }
 }
 
 export interface SimulatedGatewayConfig {

@@ -1,0 +1,170 @@
+import { randomUUID } from 'node:crypto';
+import { AMQPError, ConsumerStatus, type AsyncMessage, type Connection, type Publisher } from 'rabbitmq-client';
+import { isConnectionFailure, isDatabaseError } from '@foodies/db';
+import {
+  backoffDelay,
+  during,
+  ServiceError,
+  sleep,
+  TransientError,
+  type BackoffPolicy,
+  type DependencyGate,
+  type Logger,
+} from '@foodies/platform';
+import { deadLetter, scrubbedCopy, type DeadLetterRoute } from './dead-letter.js';
+import type { StockConfirmedHandler } from './handler.js';
+import type { ConsumerMetrics } from './metrics.js';
+import type { OutboxNotifier } from './notifier.js';
+import { PaymentInFlightError } from './payment/charge.js';
+
+/**
+ * What a failed attempt means, decided by the error's class (rabbitmq-client exception.ts):
+ * - `database-down`: the database connection failed; the message waits on the database gate;
+ * - `in-flight`: another delivery holds the payment; retried when its lease runs out;
+ * - `transient`: our own TransientErrors, an error PostgreSQL answered with (SQLSTATE), the
+ *   broker's, a socket's: retried with backoff for as long as it takes, never dead-lettered,
+ *   never answered "failed" (the money may have moved);
+ * - `unexpected`: anything else is a programmer error (a TypeError, a broken invariant).
+ */
+export type FailureKind = 'database-down' | 'in-flight' | 'transient' | 'unexpected';
+
+export function classifyFailure(err: unknown): FailureKind {
+  if (isConnectionFailure(err)) return 'database-down';
+  if (err instanceof PaymentInFlightError) return 'in-flight';
+  if (err instanceof TransientError || isDatabaseError(err) || err instanceof AMQPError) return 'transient';
+  if (err instanceof Error && 'syscall' in err) return 'transient';
+  return 'unexpected';
+}
+
+/** Metric label for a failure: our own codes, then driver codes (ECONNREFUSED, SQLSTATE). */
+function errorCode(err: unknown): string {
+  if (err instanceof ServiceError) return err.code;
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[A-Z0-9_]{2,40}$/.test(code) ? code : 'UNEXPECTED';
+}
+
+function bodyBuffer(body: unknown): Buffer {
+  if (Buffer.isBuffer(body)) return body;
+  if (typeof body === 'string') return Buffer.from(body, 'utf8');
+  return Buffer.from(JSON.stringify(body ?? null), 'utf8');
+}
+
+export interface DeliveryOptions {
+  handler: StockConfirmedHandler;
+  rabbit: Connection;
+  publisher: Publisher;
+  deadLetters: DeadLetterRoute;
+  /** Closed while the database is unreachable; held messages wait on it. */
+  database: DependencyGate;
+  notifier: OutboxNotifier;
+  metrics: ConsumerMetrics;
+  logger: Logger;
+  retry: BackoffPolicy;
+  /** Attempts of a message that fails on a programmer error before it is dead-lettered. */
+  unexpectedErrorMaxAttempts: number;
+  /** Aborted at shutdown: a waiting message goes back to the queue. */
+  signal: AbortSignal;
+}
+
+/**
+ * The consumer's delivery rules: ACK only after the answer (or the dead-letter copy) is
+ * durable. A failure keeps the message unacked and is treated by its class (FailureKind); at
+ * shutdown a waiting message is returned to the queue (REQUEUE) for another consumer.
+ *
+ * A programmer error is retried a few times (UNEXPECTED_ERROR_MAX_ATTEMPTS: it may be a race
+ * that passes), then the message is dead-lettered with the error as its reason, and the rest
+ * of the queue keeps flowing. Not a crash: the next consumer would meet the same message and
+ * crash too, one pod after another. Not a silent retry for ever either. A payment the message
+ * had claimed stays in flight and is finished by the recovery sweep, so its order is still
+ * answered; the DLQ copy is for the engineer who fixes the bug.
+ *
+ * Every attempt of one delivery runs under the same lease owner, so when the connection died
+ * under a statement, the next attempt finds out what committed and takes its payment back at once.
+ */
+export class DeliveryRules {
+  constructor(private readonly options: DeliveryOptions) {}
+
+  readonly onMessage = async (msg: AsyncMessage): Promise<ConsumerStatus> => {
+    const { metrics } = this.options;
+    const started = performance.now();
+    metrics.inFlight.inc();
+    try {
+      return await this.settle(msg, bodyBuffer(msg.body), randomUUID());
+    } finally {
+      metrics.inFlight.dec();
+      metrics.processing.observe((performance.now() - started) / 1000);
+    }
+  };
+
+  private async settle(msg: AsyncMessage, raw: Buffer, leaseOwner: string): Promise<ConsumerStatus> {
+    const { handler, metrics, logger, notifier, database, signal } = this.options;
+    let unexpected = 0;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const handled = await handler.handle(raw, leaseOwner);
+        if (handled.outcome === 'dead_lettered') {
+          await this.deadLetter(msg, handled.body, handled.reason);
+        } else if (handled.outcome !== 'duplicate' || attempt > 0) {
+          // A duplicate after a retry may be the answer whose commit we could not confirm.
+          notifier.poke();
+        }
+        metrics.messages.inc({ outcome: handled.outcome });
+        return ConsumerStatus.ACK;
+      } catch (err) {
+        const kind = classifyFailure(err);
+        metrics.retries.inc({ code: errorCode(err) });
+        const context = { err, attempt, messageId: msg.messageId };
+        if (kind === 'database-down') {
+          database.fail(err);
+          logger.debug(context, 'database unavailable; message kept until it is back');
+          if (!(await database.wait())) return ConsumerStatus.REQUEUE;
+          continue;
+        }
+        if (kind === 'unexpected' && ++unexpected >= this.options.unexpectedErrorMaxAttempts) {
+          return this.giveUp(msg, raw, err, unexpected);
+        }
+        const delayMs = this.retryDelay(err, attempt);
+        logger[kind === 'in-flight' ? 'info' : 'error']({ ...context, delayMs }, 'processing failed; message kept and retried');
+        if (!(await sleep(delayMs, signal))) return ConsumerStatus.REQUEUE;
+      }
+    }
+  }
+
+  /** Dead-letters a message that keeps failing on a programmer error; acks it once the copy is confirmed. */
+  private async giveUp(msg: AsyncMessage, raw: Buffer, err: unknown, attempts: number): Promise<ConsumerStatus> {
+    const { metrics, logger, signal } = this.options;
+    const error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    const reason = `unexpected error after ${attempts} attempts: ${error}`.slice(0, 500);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.deadLetter(msg, scrubbedCopy(raw), reason);
+        metrics.messages.inc({ outcome: 'dead_lettered' });
+        logger.error({ err, attempts, messageId: msg.messageId }, 'message failed on a programmer error; dead-lettered');
+        return ConsumerStatus.ACK;
+      } catch (dlqErr) {
+        logger.warn({ err: dlqErr, attempt }, 'could not dead-letter the message yet; retrying');
+        if (!(await sleep(backoffDelay(attempt, this.options.retry), signal))) return ConsumerStatus.REQUEUE;
+      }
+    }
+  }
+
+  private async deadLetter(msg: AsyncMessage, body: Buffer, reason: string): Promise<void> {
+    const { rabbit, publisher, deadLetters, logger } = this.options;
+    await during('dead-letter message', deadLetter(rabbit, publisher, deadLetters, msg, body, reason));
+    logger.warn({ reason, messageId: msg.messageId, dlq: deadLetters.queue }, 'message dead-lettered');
+  }
+
+  /**
+   * How long a message waits before its next attempt. A payment held by another delivery can be
+   * taken over when that lease runs out, so it waits until then (plus up to a quarter second,
+   * so that replicas do not all come at once), within the backoff's bounds; anything else backs
+   * off exponentially.
+   */
+  private retryDelay(err: unknown, attempt: number): number {
+    const policy = this.options.retry;
+    const expiresAt = err instanceof PaymentInFlightError ? err.leaseExpiresAt : undefined;
+    if (!expiresAt) return backoffDelay(attempt, policy);
+    const untilExpiry = expiresAt.getTime() - Date.now() + Math.round(Math.random() * 250);
+    return Math.min(policy.maxMs, Math.max(policy.baseMs, untilExpiry));
+  }
+}

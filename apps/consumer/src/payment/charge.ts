@@ -1,0 +1,270 @@
+import {
+  claimPayment,
+  findOrderRejection,
+  findPaymentByOrderId,
+  isDataRejection,
+  releasePaymentLease,
+  takeOverPayment,
+  type Db,
+  type Lease,
+  type OrderRejection,
+} from '@foodies/db';
+import { idempotencyKeyForOrder, isInFlight, type PaymentRecord, type ProcessPaymentRequest } from '@foodies/domain';
+import { backoffDelay, during, ServiceError, sleep, TransientError, type BackoffPolicy } from '@foodies/platform';
+import {
+  GatewayUnavailableError,
+  GatewayUnknownOutcomeError,
+  type ChargeRequest,
+  type GatewayResult,
+  type LookupResult,
+  type PaymentGateway,
+} from './gateway.js';
+
+/** Another consumer holds a live lease on this order's payment: retry after it finishes. */
+export class PaymentInFlightError extends TransientError {
+  constructor(
+    orderId: bigint,
+    /** When the holder's lease runs out, if known: the earliest moment a retry can take the payment over. */
+    readonly leaseExpiresAt?: Date | null,
+  ) {
+    super('PAYMENT_IN_FLIGHT', `payment of order ${orderId} is being processed by another consumer`);
+  }
+}
+
+/** The database refused the payment's values at claim time, before anything was charged. */
+export class InvalidPaymentDataError extends ServiceError {
+  constructor(cause: Error & { code: string }) {
+    super('PAYMENT_DATA_REJECTED', `database rejected the payment data (SQLSTATE ${cause.code}): ${cause.message}`, { cause });
+  }
+}
+
+/** A payment this caller holds the lease on, and the gateway's answer for it: what the commit needs. */
+export interface Charged {
+  payment: PaymentRecord;
+  answer: GatewayResult;
+  /** The lease holder, for releasing the lease if the commit fails. */
+  owner: string;
+}
+
+export type ChargeAttempt =
+  | ({ kind: 'Charged' } & Charged)
+  /** This very event was answered for its order before: nothing to do. */
+  | { kind: 'DuplicateEvent' }
+  /** The order has a final payment already: its outcome is the answer. */
+  | { kind: 'AlreadyProcessed'; payment: PaymentRecord }
+  /** The order was answered by a rejection: never charged. */
+  | { kind: 'AlreadyRejected'; rejection: OrderRejection };
+
+export interface ChargePolicy {
+  /** Charge calls under one key before resolving with lookup. */
+  maxAttempts: number;
+  /** A call without an answer after this many ms counts as an unknown outcome. */
+  attemptTimeoutMs: number;
+  backoff: BackoffPolicy;
+}
+
+export interface ChargeObserver {
+  onAttempt?(durationMs: number, outcome: 'success' | 'declined' | 'unavailable' | 'unknown'): void;
+  onRetry?(attempt: number, error: Error): void;
+}
+
+export interface PaymentChargerOptions {
+  db: Db;
+  gateway: PaymentGateway;
+  /** How long a claim owns an in-flight payment, ms; must outlast a whole charge with retries. */
+  leaseMs: number;
+  chargePolicy: ChargePolicy;
+  observer?: ChargeObserver;
+  /**
+   * Told when the claim finds the request's event id already answered for another order:
+   * a producer bug (event ids must be unique), not a duplicate, so this order is processed.
+   */
+  onEventIdReused?: (eventId: string, orderId: bigint, otherOrderId: bigint) => void;
+  /** Test seam: runs after the gateway answered, before the outcome commits (crash injection). */
+  afterCharge?: (payment: PaymentRecord, answer: GatewayResult) => Promise<void> | void;
+}
+
+/**
+ * Charges an order at most once, whatever happens (DESIGN §3.1). It claims and charges; it
+ * does not commit: the caller commits the outcome with its answer (answers.ts commitCharge).
+ */
+export class PaymentCharger {
+  constructor(private readonly options: PaymentChargerOptions) {}
+
+  private lease(owner: string): Lease {
+    return { owner, ms: this.options.leaseMs };
+  }
+
+  /**
+   * 1. claim: insert the PENDING row (UNIQUE order_id picks one winner among replicas);
+   *    an event already answered for this order (in the inbox) is DuplicateEvent and does nothing;
+   *    an order answered by a rejection is AlreadyRejected (never charged);
+   *    an existing final payment is AlreadyProcessed; an in-flight one with an expired
+   *    lease (its consumer died), or with a lease `owner` holds already, is taken over,
+   *    otherwise PaymentInFlightError;
+   * 2. charge under the order's idempotency key, so a retry or takeover never charges twice.
+   * If the outcome stays unknown the lease is released and the error propagates: the
+   * payment stays in flight and the caller retries; it is never answered "failed" blind.
+   *
+   * `owner` names the lease holder. A caller that retries the same delivery passes the same
+   * owner each time: when the connection died under a statement (did the claim or the final
+   * write commit?), the retry finds out (the inbox row, the payment's status) and takes the
+   * payment back at once instead of waiting for its own lease to expire.
+   * Throws InvalidPaymentDataError when the database refuses the values (nothing charged).
+   */
+  async charge(request: ProcessPaymentRequest, owner: string): Promise<ChargeAttempt> {
+    const { db } = this.options;
+    const claim = await during('claim payment', this.claim(request, owner));
+    if (claim.kind === 'event-answered') return { kind: 'DuplicateEvent' };
+    // Reported once: when the event gives its order the first answer (a retry finds the claim taken).
+    if (claim.kind === 'claimed' && claim.reusedBy !== undefined)
+      this.options.onEventIdReused?.(request.eventId, request.orderId, claim.reusedBy);
+    let payment = claim.kind === 'claimed' ? claim.payment : undefined;
+    if (!payment) {
+      const existing = await during('read payment', findPaymentByOrderId(db, request.orderId));
+      if (!existing) {
+        const rejection = await during('read order answer', findOrderRejection(db, request.orderId));
+        if (rejection) return { kind: 'AlreadyRejected', rejection };
+        throw new TransientError('PAYMENT_CLAIM_RACE', `answer of order ${request.orderId} not found after a conflicting claim`);
+      }
+      if (!isInFlight(existing.status)) return { kind: 'AlreadyProcessed', payment: existing };
+      payment = await during('take over payment', takeOverPayment(db, existing.id, this.lease(owner)));
+      if (!payment) throw new PaymentInFlightError(request.orderId, existing.leaseExpiresAt);
+    }
+    return { kind: 'Charged', ...(await this.chargeHeld(payment, owner)) };
+  }
+
+  /**
+   * For the recovery sweep (DESIGN §3.6): takes over a payment left in flight whose message
+   * will not come back (lease compare-and-set: one replica wins), asks the gateway under the
+   * order's key whether it was charged (without closing the key), and charges it now under the
+   * same key if not. Undefined when someone else holds it or it was finished meanwhile. An
+   * unknown outcome releases the lease and throws, for the next sweep.
+   */
+  async recover(paymentId: bigint, owner: string): Promise<(Charged & { resolvedBy: 'lookup' | 'charge' }) | undefined> {
+    const { db, gateway, chargePolicy } = this.options;
+    const payment = await during('take over payment', takeOverPayment(db, paymentId, this.lease(owner)));
+    if (!payment) return undefined;
+    let found: LookupResult;
+    try {
+      found = await during('look up charge', lookupCharge(gateway, idempotencyKeyForOrder(payment.orderId), chargePolicy, false));
+    } catch (err) {
+      await releasePaymentLease(db, payment.id, owner).catch(() => undefined);
+      throw err;
+    }
+    const charged = await this.chargeHeld(payment, owner, found.found ? found.result : undefined);
+    return { ...charged, resolvedBy: found.found ? 'lookup' : 'charge' };
+  }
+
+  private async claim(request: ProcessPaymentRequest, owner: string) {
+    try {
+      return await claimPayment(this.options.db, request, this.lease(owner));
+    } catch (err) {
+      throw isDataRejection(err) ? new InvalidPaymentDataError(err) : err;
+    }
+  }
+
+  /** Charges a payment whose lease `owner` holds (unless the gateway's answer is `known` already). */
+  private async chargeHeld(payment: PaymentRecord, owner: string, known?: GatewayResult): Promise<Charged> {
+    let answer: GatewayResult;
+    try {
+      answer =
+        known ??
+        (await during(
+          'charge at gateway',
+          chargeWithRetry(
+            this.options.gateway,
+            {
+              amount: payment.amount,
+              currency: payment.currency,
+              paymentMethod: payment.paymentMethod,
+              orderId: payment.orderId,
+              buyerId: payment.buyerId,
+            },
+            idempotencyKeyForOrder(payment.orderId),
+            this.options.chargePolicy,
+            this.options.observer,
+          ),
+        ));
+    } catch (err) {
+      await releasePaymentLease(this.options.db, payment.id, owner).catch(() => undefined);
+      throw err;
+    }
+    await this.options.afterCharge?.(payment, answer);
+    return { payment, answer, owner };
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new GatewayUnknownOutcomeError(`no answer from the gateway within ${ms} ms`, true)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Charges under one idempotency key until the gateway answers. Transient failures and
+ * unknown outcomes are retried with exponential backoff and jitter; declines are final.
+ * When attempts run out, `lookup` decides: a charge found is the answer; none found (the
+ * key is then closed) is a GATEWAY_ERROR or TIMEOUT decline. If lookup fails too, the
+ * outcome stays unknown and GatewayUnknownOutcomeError propagates: the payment must stay
+ * in flight, never be answered "failed" while the money may have moved.
+ */
+export async function chargeWithRetry(
+  gateway: PaymentGateway,
+  request: ChargeRequest,
+  idempotencyKey: string,
+  policy: ChargePolicy,
+  observer: ChargeObserver = {},
+): Promise<GatewayResult> {
+  let lastError: Error | undefined;
+  for (let attempt = 0; attempt < policy.maxAttempts; attempt++) {
+    if (lastError) {
+      observer.onRetry?.(attempt, lastError);
+      await sleep(backoffDelay(attempt - 1, policy.backoff));
+    }
+    const started = performance.now();
+    try {
+      const result = await withTimeout(gateway.charge(request, idempotencyKey), policy.attemptTimeoutMs);
+      observer.onAttempt?.(performance.now() - started, result.kind === 'Success' ? 'success' : 'declined');
+      return result;
+    } catch (err) {
+      if (!(err instanceof GatewayUnavailableError || err instanceof GatewayUnknownOutcomeError)) throw err;
+      observer.onAttempt?.(performance.now() - started, err instanceof GatewayUnavailableError ? 'unavailable' : 'unknown');
+      lastError = err;
+    }
+  }
+  const lookup = await lookupCharge(
+    gateway,
+    idempotencyKey,
+    policy,
+    true,
+    `charge outcome unknown after ${policy.maxAttempts} attempts and a failed lookup`,
+  );
+  if (lookup.found) return lookup.result;
+  const timedOut = lastError instanceof GatewayUnknownOutcomeError && lastError.timedOut;
+  return {
+    kind: 'Declined',
+    code: timedOut ? 'TIMEOUT' : 'GATEWAY_ERROR',
+    reason: timedOut ? 'Payment gateway timed out' : 'Payment gateway unavailable',
+  };
+}
+
+/**
+ * One lookup under the key, bounded by the attempt timeout. A lookup that fails or does not
+ * answer leaves the outcome unknown: GatewayUnknownOutcomeError with `unknownMessage`.
+ */
+export async function lookupCharge(
+  gateway: PaymentGateway,
+  idempotencyKey: string,
+  policy: Pick<ChargePolicy, 'attemptTimeoutMs'>,
+  closeIfAbsent: boolean,
+  unknownMessage = 'charge outcome unknown: the lookup failed',
+): Promise<LookupResult> {
+  try {
+    return await withTimeout(gateway.lookup(idempotencyKey, { closeIfAbsent }), policy.attemptTimeoutMs);
+  } catch (err) {
+    throw new GatewayUnknownOutcomeError(unknownMessage, false, { cause: err });
+  }
+}
