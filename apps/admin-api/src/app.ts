@@ -1,47 +1,41 @@
-import { randomUUID } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Connection } from 'rabbitmq-client';
 import { storableText } from '@foodies/domain';
-import { createDb, isDatabaseUnavailable, isDataException, pingDatabase, type Db } from '@foodies/db';
-import { createRabbit, dependencyChecks, pgConnectionFromEnv, registerHealthRoutes, type Logger } from '@foodies/platform';
-import { AuthError, createAuthenticator } from './auth.js';
+import { pingDatabase, type Db } from '@foodies/db';
+import { dependencyChecks, registerHealthRoutes } from '@foodies/platform';
+import { createAuthenticator } from './auth.js';
 import type { AdminConfig } from './config.js';
-import { BadRequest, type NotFound, paymentRoutes } from './routes/payments.js';
+import { BadRequest, NotFound, replyWithError } from './errors.js';
+import { paymentRoutes } from './routes/payments.js';
 import { ErrorSchema, PaymentRecordSchema } from './schemas.js';
 
-export interface AdminApp {
-  readonly app: FastifyInstance;
-  readonly db: Db;
-  /** Connects to RabbitMQ (readiness only). */
-  start(): Promise<void>;
-  close(): Promise<void>;
+export interface AdminAppOptions {
+  config: AdminConfig;
+  db: Db;
+  /** Checked by readiness only; the admin API publishes nothing. */
+  rabbit: Connection;
 }
 
-const REASONS: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  429: 'Too Many Requests',
-  503: 'Service Unavailable',
-};
+/** The name of the first of `values` (a request's query or params) that PostgreSQL text cannot hold. */
+function unstorableValue(values: unknown): string | undefined {
+  if (typeof values !== 'object' || values === null) return undefined;
+  for (const [name, value] of Object.entries(values)) {
+    const texts: unknown[] = Array.isArray(value) ? value : [value];
+    if (texts.some((text) => typeof text === 'string' && !storableText(text))) return name;
+  }
+  return undefined;
+}
 
 /**
- * Builds the admin API without listening (tests inject). Order of checks on /payments*:
- * rate limit, then authentication (so an unauthenticated /payments/abc is 401, not 400),
- * then validation, then the handler.
+ * The admin API as a plugin, on the objects server.ts made (tests inject, main listens). Every
+ * route is registered inside it, so its error and not-found handlers answer every request.
+ * Order of checks on /payments*: rate limit, then authentication (so an unauthenticated
+ * /payments/abc is 401, not 400), then validation, then the handler.
  */
-export async function buildAdminApp(config: AdminConfig, logger: Logger): Promise<AdminApp> {
-  const { db } = createDb({
-    ...pgConnectionFromEnv(config),
-    max: config.DB_POOL_MAX,
-    applicationName: 'payment-admin-api',
-    onIdleError: (err) => logger.warn({ err, op: 'idle database connection' }, 'database connection lost; the pool replaces it'),
-  });
-  let rabbit: Connection | undefined;
+export const adminApp: FastifyPluginAsyncTypebox<AdminAppOptions> = async (app, { config, db, rabbit }) => {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const requests = new Counter({
@@ -58,15 +52,6 @@ export async function buildAdminApp(config: AdminConfig, logger: Logger): Promis
     registers: [registry],
   });
 
-  const app = Fastify({
-    loggerInstance: logger as FastifyBaseLogger,
-    genReqId: (req) =>
-      typeof req.headers['x-request-id'] === 'string' && /^[\w-]{1,64}$/.test(req.headers['x-request-id'])
-        ? req.headers['x-request-id']
-        : randomUUID(),
-    requestIdHeader: false,
-    ajv: { customOptions: { coerceTypes: true, removeAdditional: false } },
-  });
   app.addSchema(PaymentRecordSchema);
   app.addSchema(ErrorSchema);
   await app.register(swagger, {
@@ -90,32 +75,10 @@ export async function buildAdminApp(config: AdminConfig, logger: Logger): Promis
     latency.observe(labels, reply.elapsedTime / 1000);
   });
 
-  app.setErrorHandler((error: FastifyError | AuthError | BadRequest | NotFound, request, reply) => {
-    // The database is down or cut off: the caller may retry; nothing internal is said.
-    if (isDatabaseUnavailable(error)) {
-      request.log.warn({ err: error, op: `${request.method} ${request.routeOptions.url ?? request.url}` }, 'database unavailable');
-      return reply
-        .code(503)
-        .header('retry-after', '5')
-        .send({ statusCode: 503, error: REASONS[503], message: 'the payment database is unavailable; try again later' });
-    }
-    // A value the database refused (a data exception the checks above did not foresee) is the caller's, not ours.
-    if (isDataException(error)) {
-      request.log.warn({ err: error }, 'database refused a request value');
-      return reply.code(400).send({ statusCode: 400, error: REASONS[400], message: 'a request value cannot be stored or compared' });
-    }
-    const statusCode = error.statusCode ?? 500;
-    if (error instanceof AuthError && statusCode === 401) reply.header('www-authenticate', 'Bearer');
-    if (statusCode >= 500 && statusCode !== 503) {
-      request.log.error({ err: error }, 'request failed');
-      return reply.code(500).send({ statusCode: 500, error: 'Internal Server Error', message: 'internal error' });
-    }
-    if (statusCode === 503) request.log.warn({ err: error }, 'dependency unavailable');
-    return reply.code(statusCode).send({ statusCode, error: REASONS[statusCode] ?? 'Error', message: error.message });
+  app.setErrorHandler(replyWithError);
+  app.setNotFoundHandler(async (request) => {
+    throw new NotFound(`no route ${request.method} ${request.url.split('?')[0]}`);
   });
-  app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no route ${request.method} ${request.url.split('?')[0]}` }),
-  );
 
   registerHealthRoutes(app, {
     registry,
@@ -148,31 +111,10 @@ export async function buildAdminApp(config: AdminConfig, logger: Logger): Promis
         ['query parameter', request.query],
         ['path parameter', request.params],
       ] as const) {
-        for (const [name, value] of Object.entries((values ?? {}) as Record<string, unknown>)) {
-          const texts = Array.isArray(value) ? value : [value];
-          if (texts.some((text) => typeof text === 'string' && !storableText(text))) {
-            throw new BadRequest(`${where} ${name} contains a NUL character or invalid UTF-16`);
-          }
-        }
+        const name = unstorableValue(values);
+        if (name !== undefined) throw new BadRequest(`${where} ${name} contains a NUL character or invalid UTF-16`);
       }
     });
-    paymentRoutes(admin, db);
+    await admin.register(paymentRoutes, { db });
   });
-
-  let closing: Promise<void> | undefined;
-  return {
-    app,
-    db,
-    async start() {
-      rabbit = createRabbit(config, logger, 'payment-admin-api');
-    },
-    close() {
-      closing ??= (async () => {
-        await app.close();
-        await rabbit?.close();
-        await db.destroy();
-      })();
-      return closing;
-    },
-  };
-}
+};

@@ -1,14 +1,17 @@
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type TLiteral, type TSchema, type TUnion } from '@sinclair/typebox';
 import { CARD_BRANDS, formatInstant, PAYMENT_METHOD_TYPES, PAYMENT_STATUSES, type PaymentRecord } from '@foodies/domain';
 
-const Enum = (values: readonly string[]) => Type.Union(values.map((v) => Type.Literal(v)));
-const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
+/** One of `values`; the static type is their union (PaymentStatus for PAYMENT_STATUSES). */
+const Enum = <T extends string>(values: readonly T[]): TUnion<Array<TLiteral<T>>> => Type.Union(values.map((v) => Type.Literal(v)));
+const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+/** A 64-bit id: a JSON integer on the wire, a bigint in the handler (the serializer writes it exactly, beyond 2^53). */
+const Int64 = (description: string) => Type.Unsafe<bigint>(Type.Integer({ description }));
 
 /** The spec's example record, field for field: amount as a decimal string, ISO instants, nulls present. */
 export const PaymentRecordSchema = Type.Object(
   {
-    id: Type.Integer({ description: '64-bit payment id' }),
-    orderId: Type.Integer({ description: '64-bit order id' }),
+    id: Int64('64-bit payment id'),
+    orderId: Int64('64-bit order id'),
     buyerId: Type.String(),
     amount: Type.String({ description: 'decimal string in the currency minor units', examples: ['49.99'] }),
     currency: Type.String({ description: 'ISO 4217 code' }),
@@ -50,7 +53,6 @@ export const ListQuerySchema = Type.Object({
   limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
   offset: Type.Integer({ minimum: 0, maximum: 100_000, default: 0 }),
 });
-export type ListQuery = Static<typeof ListQuerySchema>;
 
 export function toPaymentDto(record: PaymentRecord) {
   return {

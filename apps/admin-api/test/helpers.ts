@@ -1,8 +1,8 @@
 import http from 'node:http';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload, type CryptoKey } from 'jose';
 import { captureLogger, createTestDatabase, TEST_RABBIT, type Teardown, type TestDatabase, testDbEnv } from '@foodies/testkit';
-import { buildAdminApp, type AdminApp } from '../src/app.js';
 import { loadAdminConfig, type AdminConfig } from '../src/config.js';
+import { buildAdminServer, type AdminServer } from '../src/server.js';
 
 export const ISSUER = 'http://keycloak.test/realms/foodies-keycloak';
 
@@ -63,11 +63,10 @@ export function adminConfig(database: TestDatabase, jwksUrl: string, overrides: 
   };
 }
 
-export async function startAdmin(t: Teardown, config: AdminConfig): Promise<{ admin: AdminApp; lines: string[] }> {
+export async function startAdmin(t: Teardown, config: AdminConfig): Promise<{ admin: AdminServer; lines: string[] }> {
   const { logger, lines } = captureLogger('info');
-  const admin = await buildAdminApp(config, logger);
+  const admin = await buildAdminServer(config, logger);
   t.teardown(() => admin.close());
-  await admin.start();
   return { admin, lines };
 }
 

@@ -1,8 +1,8 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance } from 'fastify';
 import { findPaymentById, findPaymentByOrderId, listPayments, type Db } from '@foodies/db';
-import type { PaymentStatus } from '@foodies/domain';
-import { ErrorSchema, IdParam, ListQuerySchema, PaymentPageSchema, PaymentRecordSchema, toPaymentDto, type ListQuery } from '../schemas.js';
+import { BadRequest, NotFound } from '../errors.js';
+import { ErrorSchema, IdParam, ListQuerySchema, PaymentPageSchema, PaymentRecordSchema, toPaymentDto } from '../schemas.js';
 
 const INT64_MAX = 9223372036854775807n;
 const errors = {
@@ -13,22 +13,18 @@ const errors = {
   503: Type.Ref(ErrorSchema),
 };
 
-export class BadRequest extends Error {
-  readonly statusCode = 400;
-}
-export class NotFound extends Error {
-  readonly statusCode = 404;
-}
-
 function parseId(text: string, name: string): bigint {
   const id = BigInt(text);
   if (id > INT64_MAX) throw new BadRequest(`${name} must be a positive 64-bit integer`);
   return id;
 }
 
-/** Admin payment queries; the caller (app.ts) has already authenticated the request. */
-export function paymentRoutes(app: FastifyInstance, db: Db): void {
-  app.get<{ Params: { orderId: string } }>(
+/**
+ * Admin payment queries; params and query are typed from their schemas. Registered inside the
+ * admin scope (app.ts), which has already rate-limited and authenticated the request.
+ */
+export const paymentRoutes: FastifyPluginAsyncTypebox<{ db: Db }> = async (app, { db }) => {
+  app.get(
     '/payments/:orderId',
     {
       schema: {
@@ -45,7 +41,7 @@ export function paymentRoutes(app: FastifyInstance, db: Db): void {
     },
   );
 
-  app.get<{ Params: { paymentId: string } }>(
+  app.get(
     '/payments/by-id/:paymentId',
     {
       schema: {
@@ -62,7 +58,7 @@ export function paymentRoutes(app: FastifyInstance, db: Db): void {
     },
   );
 
-  app.get<{ Querystring: ListQuery }>(
+  app.get(
     '/payments',
     {
       schema: {
@@ -74,8 +70,8 @@ export function paymentRoutes(app: FastifyInstance, db: Db): void {
     },
     async (request) => {
       const { buyerId, status, limit, offset } = request.query;
-      const rows = await listPayments(db, { buyerId, status: status as PaymentStatus | undefined, limit: limit + 1, offset });
+      const rows = await listPayments(db, { buyerId, status, limit: limit + 1, offset });
       return { items: rows.slice(0, limit).map(toPaymentDto), limit, offset, nextOffset: rows.length > limit ? offset + limit : null };
     },
   );
-}
+};
