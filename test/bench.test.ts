@@ -1,21 +1,14 @@
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { spawnApp, type Teardown } from '@foodies/testkit';
 import { parseBenchArgs } from '../scripts/bench/options.js';
 
 const bench = fileURLToPath(new URL('../scripts/bench/main.ts', import.meta.url));
 
-async function runBench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', bench, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  return { code, stdout, stderr };
+async function runBench(t: Teardown, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const run = spawnApp(t, bench, { args });
+  const { code } = await run.exited();
+  return { code, stdout: run.stdout, stderr: run.stderr };
 }
 
 t.test('bench options: defaults follow the service, bad values are refused by name', async (t) => {
@@ -31,7 +24,7 @@ t.test('bench options: defaults follow the service, bad values are refused by na
 t.test('npm run bench measures real apps and checks every order, in both modes', async (t) => {
   // --tsx: the apps run from the sources like every other test's, so their coverage maps onto
   // the same files (compiled apps would report it through dist/ source maps).
-  const { code, stdout, stderr } = await runBench(['--n', '60', '--rate', '60', '--runs', '1', '--no-ceiling', '--json', '--tsx']);
+  const { code, stdout, stderr } = await runBench(t, ['--n', '60', '--rate', '60', '--runs', '1', '--no-ceiling', '--json', '--tsx']);
   t.equal(code, 0, stderr);
   const report = JSON.parse(stdout) as {
     summary: Array<{
@@ -60,7 +53,7 @@ t.test('npm run bench measures real apps and checks every order, in both modes',
 });
 
 t.test('npm run bench refuses a bad flag with exit code 2 and the reason', async (t) => {
-  const { code, stderr } = await runBench(['--runs', 'many']);
+  const { code, stderr } = await runBench(t, ['--runs', 'many']);
   t.equal(code, 2);
   t.match(stderr, /^bench: --runs: 'many' must be an integer ≥ 1/);
 });

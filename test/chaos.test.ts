@@ -1,7 +1,6 @@
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { spawnApp } from '@foodies/testkit';
 import { cannotRun } from '../scripts/chaos/faults.js';
 import { FAULTS, parseChaosArgs } from '../scripts/chaos/options.js';
 
@@ -26,21 +25,10 @@ t.test('server restarts are skipped, with the reason, where they cannot run', as
 t.test('npm run chaos with the faults that disturb nobody else: every order answered once, every process up', async (t) => {
   // The server restarts are left out: they would disturb the other tests on the shared servers.
   const args = ['--faults', 'kill-consumer,kill-relay,db-partition,broker-partition', '--duration', '16', '--rate', '50'];
-  const child = spawn(
-    process.execPath,
-    ['--conditions=@foodies/source', '--import', 'tsx', chaos, ...args, '--partition', '5', '--tsx', '--json'],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  t.teardown(() => child.kill('SIGKILL'));
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  t.equal(code, 0, stderr);
-  const report = JSON.parse(stdout) as {
+  const run = spawnApp(t, chaos, { args: [...args, '--partition', '5', '--tsx', '--json'] });
+  const { code } = await run.exited();
+  t.equal(code, 0, run.stderr);
+  const report = JSON.parse(run.stdout) as {
     ok: boolean;
     faults: Array<{ fault: string; inFlight: number; firstAnswerAfterEndS?: number; detectedS?: number; skipped?: string }>;
     summary: {

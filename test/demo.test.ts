@@ -1,8 +1,6 @@
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { captureLogger, TEST_RABBIT, testDbEnv } from '@foodies/testkit';
+import { captureLogger, spawnApp, TEST_RABBIT, testDbEnv } from '@foodies/testkit';
 import { harness } from '../apps/consumer/test/helpers.js';
 import { buildRelayApp } from '../apps/outbox-relay/src/app.js';
 import { testRelayConfig } from '../apps/outbox-relay/test/helpers.js';
@@ -16,24 +14,19 @@ t.test('npm run demo prints what happened to each order', async (t) => {
   t.teardown(() => relay.close());
   await relay.start();
 
-  const child = spawn(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', demo], {
+  const run = spawnApp(t, demo, {
     env: {
-      ...process.env,
       ...testDbEnv(h.database),
       RABBITMQ_HOST: TEST_RABBIT.RABBITMQ_HOST,
       RABBITMQ_PORT: String(TEST_RABBIT.RABBITMQ_PORT),
       RABBITMQ_PUBLISH_EXCHANGE: h.names.exchange,
       RABBITMQ_CONSUME_QUEUE: h.names.queue,
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let output = '';
-  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  t.equal(code, 0, output);
+  const { code } = await run.exited();
+  t.equal(code, 0, run.output);
   const row = (label: string) =>
-    output
+    run.output
       .split('\n')
       .find((l) => l.includes(label))
       ?.split(/\s{2,}/) ?? [];

@@ -1,7 +1,6 @@
 import t from 'tap';
 import { randomUUID } from 'node:crypto';
-import { spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import {
   createTestDatabase,
@@ -11,6 +10,7 @@ import {
   TEST_RABBIT,
   testRabbit,
   waitFor,
+  spawnApp,
   eventBody,
   newOrderId,
   terminateBackends,
@@ -52,9 +52,8 @@ t.test('npm start runs all three apps with prefixes, answers an order, and stops
   const database = await createTestDatabase(t, { migrate: false });
   const rabbit = testRabbit(t);
   const names = rabbitNames(t, rabbit);
-  const child = spawn(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', startAll], {
+  const npmStart = spawnApp(t, startAll, {
     env: {
-      ...process.env,
       ...testDbEnv(database),
       RABBITMQ_HOST: TEST_RABBIT.RABBITMQ_HOST,
       RABBITMQ_PORT: String(TEST_RABBIT.RABBITMQ_PORT),
@@ -65,25 +64,18 @@ t.test('npm start runs all three apps with prefixes, answers an order, and stops
       RELAY_HEALTH_PORT: '0',
       PAYMENT_DELAY_MS: '0',
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
     // Its own process group, so a failing test can kill npm start and the three apps at once.
-    detached: true,
+    group: true,
   });
-  t.teardown(() => {
-    if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');
-  });
-  let output = '';
-  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
   await waitFor(
     'three apps up',
     () =>
-      /\[consumer\] .*"consuming"/.test(output) &&
-      /\[relay\] .*"relaying outbox"/.test(output) &&
-      /\[admin-api\] .*"admin API listening"/.test(output),
+      /\[consumer\] .*"consuming"/.test(npmStart.output) &&
+      /\[relay\] .*"relaying outbox"/.test(npmStart.output) &&
+      /\[admin-api\] .*"admin API listening"/.test(npmStart.output),
     60_000,
   );
-  t.match(output, /migration\(s\) applied/, 'migrated first');
+  t.match(npmStart.output, /migration\(s\) applied/, 'migrated first');
 
   // The relay publishes with the mandatory flag: the results need a queue to land in.
   const results = `${names.queue}.results`;
@@ -111,11 +103,11 @@ t.test('npm start runs all three apps with prefixes, answers an order, and stops
   // A database restart as the three processes see it: every connection of theirs terminated.
   t.ok((await terminateBackends(database, 'payment-')) >= 3, "the apps' connections were terminated");
   await answered(newOrderId());
-  t.notMatch(output, /exited|fatal error/, 'no process exited for a database restart');
+  t.notMatch(npmStart.output, /exited|fatal error/, 'no process exited for a database restart');
 
-  child.kill('SIGINT');
-  const [code] = (await once(child, 'exit')) as [number | null];
+  npmStart.kill('SIGINT');
+  const { code } = await npmStart.exited();
   t.equal(code, 0, 'exit 0');
   for (const app of ['consumer', 'relay', 'admin-api'])
-    t.match(output, new RegExp(`\\[${app}\\] exited \\(0\\)`), `${app} stopped cleanly`);
+    t.match(npmStart.output, new RegExp(`\\[${app}\\] exited \\(0\\)`), `${app} stopped cleanly`);
 });

@@ -1,5 +1,3 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import type { Connection } from 'rabbitmq-client';
@@ -11,7 +9,7 @@ import {
   captureLogger,
   createTestDatabase,
   stockConfirmedEvent,
-  waitFor,
+  spawnApp,
   rabbitNames,
   TEST_RABBIT,
   testRabbit,
@@ -121,16 +119,10 @@ const crashFixture = fileURLToPath(new URL('./fixtures/crash-after-charge.ts', i
  * published event (before the outcome commits). Resolves once it is dead, with the event.
  */
 export async function crashAfterCharge(t: Teardown, h: Harness, config: ConsumerConfig) {
-  const child = spawn(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', crashFixture], {
-    env: { ...process.env, CRASH_TEST_CONFIG: JSON.stringify(config) },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  t.teardown(() => child.kill('SIGKILL'));
-  let stdout = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  await waitFor('crash fixture ready', () => /^ready$/m.test(stdout), 30_000);
+  const consumer = spawnApp(t, crashFixture, { env: { CRASH_TEST_CONFIG: JSON.stringify(config) }, echo: true });
+  await consumer.waitForOutput(/^ready$/m, 30_000);
   const event = stockConfirmedEvent();
   await h.publish(event);
-  const [, signal] = (await once(child, 'exit')) as [number | null, string | null];
+  const { signal } = await consumer.exited();
   return { event, orderId: event.orderId as bigint, signal };
 }

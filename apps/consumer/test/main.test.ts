@@ -1,56 +1,39 @@
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { stockConfirmedEvent, waitFor } from '@foodies/testkit';
+import { spawnApp, stockConfirmedEvent, waitFor, type Teardown } from '@foodies/testkit';
 import { countRows, harness, testConsumerConfig } from './helpers.js';
 
 const main = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 
+/** The consumer's main.ts as a process, configured through its environment like in production. */
+function startMain(t: Teardown, config: ReturnType<typeof testConsumerConfig>) {
+  return spawnApp(t, main, { env: Object.fromEntries(Object.entries(config).map(([k, v]) => [k, String(v)])) });
+}
+
 t.test('the consumer process serves its probes and exits 0 on SIGTERM', async (t) => {
   const h = await harness(t);
   const config = testConsumerConfig(h.database, h.names, { CONSUMER_HEALTH_PORT: 0 });
-  const env = Object.fromEntries(Object.entries(config).map(([k, v]) => [k, String(v)]));
-  const child = spawn(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', main], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.teardown(() => child.kill('SIGKILL'));
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const app = startMain(t, config);
 
-  await waitFor('consuming', () => output.includes('"msg":"consuming"'), 30_000);
-  const address = /"address":"(http:\/\/[^"]+)"/.exec(output)?.[1];
+  await app.waitForOutput(/"msg":"consuming"/, 30_000);
+  const address = /"address":"(http:\/\/[^"]+)"/.exec(app.output)?.[1];
   t.ok(address, 'the listening address is logged');
   const ready = await fetch(`${address}/healthz/ready`);
   t.equal(ready.status, 200);
   t.same(await ready.json(), { status: 'UP', checks: { database: 'UP', rabbitmq: 'UP' } });
 
-  child.kill('SIGTERM');
-  const [code] = (await once(child, 'exit')) as [number | null];
+  app.kill('SIGTERM');
+  const { code } = await app.exited();
   t.equal(code, 0, 'clean exit');
-  t.match(output, /"msg":"shutting down"/);
-  t.match(output, /"msg":"shutdown complete"/);
+  t.match(app.output, /"msg":"shutting down"/);
+  t.match(app.output, /"msg":"shutdown complete"/);
 });
-
-function startMain(t: { teardown(fn: () => unknown): void }, env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', main], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.teardown(() => child.kill('SIGKILL'));
-  const out = { text: '' };
-  child.stdout.on('data', (chunk: Buffer) => (out.text += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (out.text += chunk.toString()));
-  return { child, out };
-}
 
 t.test('SIGTERM with payments in flight: they finish, are answered and acked, exit 0', async (t) => {
   const h = await harness(t);
   const config = testConsumerConfig(h.database, h.names, { CONSUMER_HEALTH_PORT: 0, PAYMENT_DELAY_MS: 1000 });
-  const { child, out } = startMain(t, Object.fromEntries(Object.entries(config).map(([k, v]) => [k, String(v)])));
-  await waitFor('consuming', () => out.text.includes('"msg":"consuming"'), 30_000);
+  const app = startMain(t, config);
+  await app.waitForOutput(/"msg":"consuming"/, 30_000);
   const events = Array.from({ length: 5 }, () => stockConfirmedEvent());
   for (const event of events) await h.publish(event);
   await waitFor(
@@ -58,8 +41,8 @@ t.test('SIGTERM with payments in flight: they finish, are answered and acked, ex
     async () => (await h.db.selectFrom('payments').select('id').where('status', '=', 'PENDING').execute()).length === 5,
   );
   const signalled = Date.now();
-  child.kill('SIGTERM');
-  const [code] = (await once(child, 'exit')) as [number | null];
+  app.kill('SIGTERM');
+  const { code } = await app.exited();
   t.equal(code, 0);
   t.ok(Date.now() - signalled < config.SHUTDOWN_TIMEOUT_MS, 'within the shutdown budget');
   for (const event of events) t.equal(await countRows(h.db, 'outbox', event.orderId as bigint), 1, 'answered');
@@ -77,22 +60,22 @@ t.test('a second signal forces exit: nothing half-written, unacked messages go b
     PAYMENT_LEASE_MS: 60_000,
     SHUTDOWN_TIMEOUT_MS: 30_000,
   });
-  const { child, out } = startMain(t, Object.fromEntries(Object.entries(config).map(([k, v]) => [k, String(v)])));
-  await waitFor('consuming', () => out.text.includes('"msg":"consuming"'), 30_000);
+  const app = startMain(t, config);
+  await app.waitForOutput(/"msg":"consuming"/, 30_000);
   const events = [stockConfirmedEvent(), stockConfirmedEvent()];
   for (const event of events) await h.publish(event);
   await waitFor(
     'two payments in flight',
     async () => (await h.db.selectFrom('payments').select('id').where('status', '=', 'PENDING').execute()).length === 2,
   );
-  child.kill('SIGTERM');
-  await waitFor('shutting down', () => out.text.includes('"msg":"shutting down"'));
+  app.kill('SIGTERM');
+  await app.waitForOutput(/"msg":"shutting down"/);
   const signalled = Date.now();
-  child.kill('SIGTERM');
-  const [code] = (await once(child, 'exit')) as [number | null];
+  app.kill('SIGTERM');
+  const { code } = await app.exited();
   t.equal(code, 1, 'forced exit');
   t.ok(Date.now() - signalled < 5_000, 'at once, not after the 20 s charge');
-  t.match(out.text, /second signal: exiting now/);
+  t.match(app.output, /second signal: exiting now/);
   for (const event of events) {
     const orderId = event.orderId as bigint;
     t.equal(await countRows(h.db, 'outbox', orderId), 0, 'no answer written');

@@ -1,9 +1,7 @@
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
-import { waitFor } from '@foodies/testkit';
+import { spawnApp, waitFor } from '@foodies/testkit';
 import { relayHarness, testRelayConfig, unpublishedCount } from './helpers.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/crash-after-publish.ts', import.meta.url));
@@ -12,12 +10,8 @@ t.test('a relay killed between publish and mark: after restart every row is publ
   const h = await relayHarness(t);
   const rows = await h.insertRows(10);
   const config = testRelayConfig(h.database, h.exchange, { OUTBOX_BATCH_SIZE: 10 });
-  const child = spawn(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', fixture], {
-    env: { ...process.env, CRASH_TEST_CONFIG: JSON.stringify(config) },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  t.teardown(() => child.kill('SIGKILL'));
-  const [, signal] = (await once(child, 'exit')) as [number | null, string | null];
+  const relay = spawnApp(t, fixture, { env: { CRASH_TEST_CONFIG: JSON.stringify(config) }, echo: true });
+  const { signal } = await relay.exited();
   t.equal(signal, 'SIGKILL');
   const receivedIds = () => new Set(h.received.map((m) => m.messageId));
   await waitFor('the crashed batch reached the broker', () => rows.every((r) => receivedIds().has(r.eventId)));
