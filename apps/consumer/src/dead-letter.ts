@@ -1,4 +1,4 @@
-import { parseJsonExact, scrubRawText, stringifyJson, stripCardSecrets } from '@foodies/domain';
+import { parseJsonExact, scrubForDeadLetter, scrubRawText, stringifyJson } from '@foodies/domain';
 import type { AsyncMessage, Connection, Publisher } from 'rabbitmq-client';
 
 export const REJECTION_HEADER = 'x-rejection-reason';
@@ -17,11 +17,11 @@ export function deadLetterBody(raw: Buffer, scrubbed: unknown, removedSecrets: s
 
 /**
  * The DLQ copy of a body whose processing failed on a programmer error (it decoded, so it is
- * not poison): card secrets stripped and card numbers masked as for poison.
+ * not poison): card secrets stripped and card numbers masked as for poison, identifiers exact.
  */
 export function scrubbedCopy(raw: Buffer): Buffer {
   try {
-    const { value, removed } = stripCardSecrets(parseJsonExact(raw.toString('utf8')));
+    const { value, removed } = scrubForDeadLetter(parseJsonExact(raw.toString('utf8')));
     return deadLetterBody(raw, value, removed);
   } catch {
     return deadLetterBody(raw, undefined, []);

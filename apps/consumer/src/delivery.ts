@@ -22,7 +22,7 @@ import { PaymentInFlightError } from './payment/charge.js';
  * - `database-down`: the database connection failed; the message waits on the database gate;
  * - `in-flight`: another delivery holds the payment; retried when its lease runs out;
  * - `transient`: our own TransientErrors, an error PostgreSQL answered with (SQLSTATE), the
- *   broker's, a socket's: retried with backoff for as long as it takes, never dead-lettered,
+ *   broker's: retried with backoff for as long as it takes, never dead-lettered,
  *   never answered "failed" (the money may have moved);
  * - `unexpected`: anything else is a programmer error (a TypeError, a broken invariant).
  */
@@ -32,7 +32,6 @@ export function classifyFailure(err: unknown): FailureKind {
   if (isConnectionFailure(err)) return 'database-down';
   if (err instanceof PaymentInFlightError) return 'in-flight';
   if (err instanceof TransientError || isDatabaseError(err) || err instanceof AMQPError) return 'transient';
-  if (err instanceof Error && 'syscall' in err) return 'transient';
   return 'unexpected';
 }
 

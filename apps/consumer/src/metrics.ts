@@ -2,8 +2,6 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { inFlightPaymentStats, type Db } from '@foodies/db';
 import { sharedFor, statsGauge } from '@foodies/platform';
 
-
-
 /** One registry per app instance (never the global one), so tests can run several. */
 export function createConsumerMetrics(db: Db) {
   const registry = new Registry();

@@ -74,9 +74,7 @@ export class RecoverySweeper {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<number> | undefined;
 
-  constructor(
-    private readonly deps: RecoverySweepDeps & { intervalMs: number; database: DependencyGate; notifier: OutboxNotifier },
-  ) {}
+  constructor(private readonly deps: RecoverySweepDeps & { intervalMs: number; database: DependencyGate; notifier: OutboxNotifier }) {}
 
   /** One sweep now, or the one already running; resolves with the payments finished. */
   sweep(): Promise<number> {

@@ -32,7 +32,10 @@ const HISTORY_SQL = `
   SELECT from_status, to_status, changed_at FROM payment_status_history WHERE payment_id = $1::int8 ORDER BY id`;
 
 /** Every status change of a payment, oldest first (written by the status trigger). */
-export async function listStatusHistory(db: Db, paymentId: bigint): Promise<Array<{ from: PaymentStatus | null; to: PaymentStatus; at: Date }>> {
+export async function listStatusHistory(
+  db: Db,
+  paymentId: bigint,
+): Promise<Array<{ from: PaymentStatus | null; to: PaymentStatus; at: Date }>> {
   const rows = await runStatement<{ from_status: PaymentStatus | null; to_status: PaymentStatus; changed_at: Date }>(db, HISTORY_SQL, [
     paymentId,
   ]);

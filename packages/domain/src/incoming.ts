@@ -29,6 +29,11 @@ const KNOWN_FIELDS: ReadonlySet<string> = new Set(['eventId', 'orderId', 'buyerI
 /** A dead-lettered copy is used for nothing: everything but the identifiers is scrubbed. */
 const IDENTIFIERS: ReadonlySet<string> = new Set(['eventId', 'orderId', 'buyerId']);
 
+/** A parsed body as its dead-lettered copy keeps it: card data removed, the identifiers exact. */
+export function scrubForDeadLetter(value: unknown): { value: unknown; removed: string[] } {
+  return stripCardSecrets(value, IDENTIFIERS);
+}
+
 /** An event above this size is refused: a real one is well under 2 KiB. */
 export const MAX_EVENT_BYTES = 64 * 1024;
 
@@ -84,7 +89,7 @@ export function decodeStockConfirmed(raw: Buffer): DecodedBody {
   }
   const orderId = isObject(parsed) ? usableOrderId(parsed.orderId) : undefined;
   if (orderId === undefined) {
-    const { value, removed } = stripCardSecrets(parsed, IDENTIFIERS);
+    const { value, removed } = scrubForDeadLetter(parsed);
     const reason = tooLarge ?? (isObject(value) ? `invalid orderId: ${describeOrderId(value.orderId)}` : 'body is not a JSON object');
     return { kind: 'poison', reason: reasonText(reason), scrubbed: value, removedSecrets: removed };
   }

@@ -1,33 +1,6 @@
-import { createRequire } from 'node:module';
 import { Connection } from 'rabbitmq-client';
 import type { Logger } from 'pino';
-
-const require = createRequire(import.meta.url);
-
-let rawJsonInstalled = false;
-
-/**
- * rabbitmq-client JSON.parses bodies whose content type is application/json, which rounds
- * integers beyond 2^53 (orderId 9007199254740993 would arrive as ...992) and loses the
- * original bytes we must dead-letter. Marking such deliveries with the content encoding
- * "identity" (RFC 9110: no transformation) makes the client hand us the raw Buffer; we parse
- * it ourselves without rounding. A test publishes such a message and checks every digit, so
- * a client upgrade that changes this path fails loudly.
- */
-export function preserveRawJsonBodies(): void {
-  if (rawJsonInstalled) return;
-  const { Channel } = require('rabbitmq-client/lib/Channel.js') as {
-    Channel: { prototype: { _onHeader(frame: { fields: { contentType?: string; contentEncoding?: string } }): void } };
-  };
-  const original = Channel.prototype._onHeader;
-  Channel.prototype._onHeader = function (this: unknown, frame) {
-    if (frame.fields.contentType === 'application/json' && !frame.fields.contentEncoding) {
-      frame.fields.contentEncoding = 'identity';
-    }
-    original.call(this, frame);
-  };
-  rawJsonInstalled = true;
-}
+import { preserveRawJsonBodies } from './raw-json-bodies.js';
 
 export interface RabbitOptions {
   RABBITMQ_HOST: string;
