@@ -1,4 +1,4 @@
-import type { PaymentRecord, ProcessPaymentRequest } from '@foodies/domain';
+import type { PaymentRecord, PaymentStatus, ProcessPaymentRequest } from '@foodies/domain';
 import { runStatement, type Db } from '../executor.js';
 import { INBOX_STATE_SQL } from './inbox.js';
 import { toPaymentRecord, type Lease, type PaymentRow } from './payment-record.js';
@@ -39,26 +39,33 @@ const CLAIM_SQL = `
   )
   SELECT seen.event_answered, seen.reused_by, inserted.* FROM seen LEFT JOIN inserted ON true`;
 
-/**
- * Claims an order for charging in one statement. The primary key of order_answers (and
- * payments' UNIQUE order_id) makes this the single point where concurrent consumers race;
- * exactly one wins. Checking the inbox here saves the handler a round trip per event.
- */
-export async function claimPayment(db: Db, request: ProcessPaymentRequest, lease: Lease): Promise<Claim> {
+/** A payment's values as the payment statements number them: $1 event id, $2 order id, $3–$12 the payment and its status. */
+export function paymentParams(request: ProcessPaymentRequest, status: PaymentStatus): unknown[] {
   const pm = request.paymentMethod;
-  const [row] = await runStatement<{ event_answered: boolean; reused_by: bigint | null } & Partial<PaymentRow>>(db, CLAIM_SQL, [
+  return [
     request.eventId,
     request.orderId,
     request.buyerId,
     request.amount,
     request.currency,
-    'PENDING',
+    status,
     pm.type,
     pm.cardLastFour,
     pm.cardBrand,
     pm.cardHolderName,
     pm.expirationMonth,
     pm.expirationYear,
+  ];
+}
+
+/**
+ * Claims an order for charging in one statement. The primary key of order_answers (and
+ * payments' UNIQUE order_id) makes this the single point where concurrent consumers race;
+ * exactly one wins. Checking the inbox here saves the handler a round trip per event.
+ */
+export async function claimPayment(db: Db, request: ProcessPaymentRequest, lease: Lease): Promise<Claim> {
+  const [row] = await runStatement<{ event_answered: boolean; reused_by: bigint | null } & Partial<PaymentRow>>(db, CLAIM_SQL, [
+    ...paymentParams(request, 'PENDING'),
     lease.ms,
     lease.owner,
   ]);

@@ -1,4 +1,4 @@
-import { runStatement, toPaymentRecord, type Db, type PaymentRow } from '@foodies/db';
+import { paymentParams, runStatement, toPaymentRecord, type Db, type PaymentRow } from '@foodies/db';
 import type { PaymentRecord, PaymentStatus, ProcessPaymentRequest } from '@foodies/domain';
 
 const INSERT_SQL = `
@@ -17,20 +17,6 @@ const INSERT_SQL = `
  * as a consumer that died mid-payment would leave it. The service itself only ever claims.
  */
 export async function insertTestPayment(db: Db, request: ProcessPaymentRequest, status: PaymentStatus = 'PENDING'): Promise<PaymentRecord> {
-  const pm = request.paymentMethod;
-  const [row] = await runStatement<PaymentRow>(db, INSERT_SQL, [
-    request.eventId,
-    request.orderId,
-    request.buyerId,
-    request.amount,
-    request.currency,
-    status,
-    pm.type,
-    pm.cardLastFour,
-    pm.cardBrand,
-    pm.cardHolderName,
-    pm.expirationMonth,
-    pm.expirationYear,
-  ]);
+  const [row] = await runStatement<PaymentRow>(db, INSERT_SQL, paymentParams(request, status));
   return toPaymentRecord(row!);
 }
