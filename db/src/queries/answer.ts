@@ -101,9 +101,9 @@ export async function recordRejection(db: Db, rejection: OrderRejection, answer:
   return row!.n === 1;
 }
 
-/** A payment's final status and what comes with it. */
+/** A payment's final status and what comes with it (finalising leaves flight, so never PENDING or PROCESSING). */
 export interface StatusChange {
-  status: PaymentStatus;
+  status: Exclude<PaymentStatus, 'PENDING' | 'PROCESSING'>;
   transactionId?: string | null;
   failureReason?: string | null;
   failureCode?: PaymentFailureCode | null;
@@ -112,7 +112,7 @@ export interface StatusChange {
 
 /**
  * $10 payment id, $11 status, $12 its allowed predecessors, $13–$16 the fields it sets (a
- * null keeps the stored value). Leaving flight clears the lease.
+ * null keeps the stored value). A final status has no lease: it is cleared.
  */
 const FINALISE_SQL = `
   WITH gate AS (
