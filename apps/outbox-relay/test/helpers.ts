@@ -16,6 +16,7 @@ import {
 } from '@foodies/testkit';
 import { buildRelayApp, type RelayApp, type RelayOverrides } from '../src/app.js';
 import { loadRelayConfig, type RelayConfig } from '../src/config.js';
+import type { DrainTrigger } from '../src/relay.js';
 
 export function testRelayConfig(database: TestDatabase, exchange: string, overrides: Partial<RelayConfig> = {}): RelayConfig {
   return {
@@ -34,6 +35,9 @@ export function testRelayConfig(database: TestDatabase, exchange: string, overri
   };
 }
 
+/** Message id prefix of allDelivered's markers; they are never added to `received`. */
+const MARKER_PREFIX = 'delivered-marker-';
+
 export interface RelayHarness {
   database: TestDatabase;
   db: Db;
@@ -41,6 +45,13 @@ export interface RelayHarness {
   /** Messages received on a queue bound to payment.succeeded and payment.failed, in arrival order. */
   received: AsyncMessage[];
   lines: string[];
+  /**
+   * Resolves once every message the broker had accepted when it was called is in `received`:
+   * a marker published now reaches the queue's one consumer after all of them (a queue is
+   * FIFO). A relay's message is accepted before its confirm, so once the relays are idle with
+   * every publish confirmed, `received` is complete: a late duplicate would be in it.
+   */
+  allDelivered(): Promise<void>;
   startRelay(overrides?: Partial<RelayConfig>, appOverrides?: RelayOverrides): Promise<RelayApp>;
   /**
    * Writes outbox rows as the consumer does, then NOTIFYs after the commit unless `notify: false`.
@@ -59,6 +70,7 @@ export async function relayHarness(t: Teardown): Promise<RelayHarness> {
   const names = rabbitNames(t, admin);
   const { logger, lines } = captureLogger();
   const received: AsyncMessage[] = [];
+  const markersSeen = new Set<string>();
   await admin.exchangeDeclare({ exchange: names.exchange, type: 'topic', durable: true });
   const capture = admin.createConsumer(
     {
@@ -70,10 +82,13 @@ export async function relayHarness(t: Teardown): Promise<RelayHarness> {
       ],
     },
     async (msg) => {
-      received.push(msg);
+      if (msg.messageId?.startsWith(MARKER_PREFIX)) markersSeen.add(msg.messageId);
+      else received.push(msg);
     },
   );
   t.teardown(() => capture.close());
+  const markers = admin.createPublisher({ confirm: true });
+  t.teardown(() => markers.close());
   await new Promise<void>((resolve) => capture.once('ready', () => resolve()));
   let seq = 0;
   return {
@@ -82,6 +97,11 @@ export async function relayHarness(t: Teardown): Promise<RelayHarness> {
     exchange: names.exchange,
     received,
     lines,
+    async allDelivered() {
+      const marker = `${MARKER_PREFIX}${randomUUID()}`;
+      await markers.send({ exchange: names.exchange, routingKey: 'payment.failed', messageId: marker }, '');
+      await waitFor('every message before the marker delivered', () => markersSeen.has(marker));
+    },
     async startRelay(overrides = {}, appOverrides = {}) {
       const app = buildRelayApp(testRelayConfig(database, names.exchange, overrides), logger, appOverrides);
       t.teardown(() => app.close());
@@ -141,6 +161,18 @@ export async function unpublishedCount(db: Db): Promise<number> {
     .where('published_at', 'is', null)
     .executeTakeFirstOrThrow();
   return Number(row.n);
+}
+
+/** Drains requested so far with `trigger` (outbox_drains_total). */
+export async function drainCount(app: RelayApp, trigger: DrainTrigger): Promise<number> {
+  return metricValue(app, `outbox_drains_total{trigger="${trigger}"}`);
+}
+
+/** A sample's value on /metrics (0 when the series has no sample yet), e.g. `outbox_published_total`. */
+export async function metricValue(app: RelayApp, series: string): Promise<number> {
+  const body = (await app.health.inject({ url: '/metrics' })).body;
+  const line = body.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.slice(series.length + 1));
 }
 
 /**
