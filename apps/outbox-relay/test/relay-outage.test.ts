@@ -1,16 +1,12 @@
 import t from 'tap';
 import { assertLogsForPeople, databaseProxy, rabbitProxy, terminateBackends, waitFor } from '@foodies/testkit';
 import type { RelayApp } from '../src/app.js';
-import { relayHarness, startUpDrained, unpublishedCount } from './helpers.js';
+import { drainCount, relayHarness, startUpDrained, unpublishedCount } from './helpers.js';
 
 const FAST_TIMEOUTS = { DB_QUERY_TIMEOUT_MS: 300, DB_CONNECT_TIMEOUT_MS: 500, OUTBOX_LISTEN_CHECK_MS: 500 };
 
 const ready = async (app: RelayApp) => (await app.health.inject({ url: '/healthz/ready' })).json() as { checks: Record<string, string> };
 const alive = async (app: RelayApp) => (await app.health.inject({ url: '/healthz' })).statusCode;
-const drains = async (app: RelayApp, trigger: string) =>
-  Number(
-    new RegExp(`outbox_drains_total\\{trigger="${trigger}"\\} (\\d+)`).exec((await app.health.inject({ url: '/metrics' })).body)?.[1] ?? 0,
-  );
 
 t.test('every relay connection terminated (a database restart), LISTEN included: it stays up, reconnects and catches up', async (t) => {
   const h = await relayHarness(t);
@@ -20,10 +16,10 @@ t.test('every relay connection terminated (a database restart), LISTEN included:
   await waitFor('published before', () => h.received.length === 2);
   // Written unannounced: only the catch-up drain after LISTEN reconnects can publish them before the 60 s poll.
   const rows = await h.insertRows(5, { notify: false });
-  const connects = await drains(app, 'connect');
+  const connects = await drainCount(app, 'connect');
   t.ok((await terminateBackends(h.database, 'payment-outbox-relay')) >= 2, 'the pool and the LISTEN connection were terminated');
   await waitFor('caught up after the reconnect', () => h.received.length === 7, 15_000);
-  t.ok((await drains(app, 'connect')) > connects, 'a catch-up drain ran');
+  t.ok((await drainCount(app, 'connect')) > connects, 'a catch-up drain ran');
   t.same(new Set(h.received.slice(2).map((m) => m.messageId)), new Set(rows.map((r) => r.eventId)));
   t.equal(await alive(app), 200);
   await waitFor('ready again', async () => (await ready(app)).checks.database === 'UP');
@@ -59,6 +55,7 @@ t.test('a silent database partition: LISTEN and the pool notice within the timeo
   const { proxy, DB_URL } = await databaseProxy(t, h.database);
   const app = await h.startRelay({ DB_URL, ...FAST_TIMEOUTS, OUTBOX_POLL_INTERVAL_MS: 200 });
   await startUpDrained(app);
+  const connects = await drainCount(app, 'connect');
   proxy.blackhole();
   const cutAt = Date.now();
   await waitFor('LISTEN reconnecting', () => h.lines.some((l) => l.includes('LISTEN connection lost')), 10_000);
@@ -69,6 +66,8 @@ t.test('a silent database partition: LISTEN and the pool notice within the timeo
   await waitFor('published after the partition', async () => (await unpublishedCount(h.db)) === 0, 15_000);
   await waitFor('received', () => h.received.length === 5);
   t.same(new Set(h.received.map((m) => m.messageId)), new Set(rows.map((r) => r.eventId)));
+  // The poll published the rows; LISTEN itself is back too, with its catch-up drain.
+  await waitFor('LISTEN back after the partition', async () => (await drainCount(app, 'connect')) > connects, 15_000);
   assertLogsForPeople(t, h.lines);
 });
 
