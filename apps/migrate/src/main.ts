@@ -2,7 +2,6 @@ import { Type } from '@sinclair/typebox';
 import { ConfigError, DatabaseEnv, loadConfig, pgConnectionFromEnv } from '@foodies/platform';
 import { createDb, migrateToLatest } from '@foodies/db';
 
-
 /** `npm run db:migrate`: applies pending migrations; safe to run from several pods at once. */
 async function main(): Promise<number> {
   let connection;
