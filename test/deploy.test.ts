@@ -252,7 +252,12 @@ t.test('the Dockerfile builds in one stage and runs compiled code as a non-root 
     for (const src of sources) t.ok(existsSync(join(root, src)), `COPY source ${src} exists`);
   }
   const entry = read('bin/payment-service');
-  for (const target of ['apps/consumer/dist/main.js', 'apps/outbox-relay/dist/main.js', 'apps/admin-api/dist/main.js', 'apps/migrate/dist/main.js']) {
+  for (const target of [
+    'apps/consumer/dist/main.js',
+    'apps/outbox-relay/dist/main.js',
+    'apps/admin-api/dist/main.js',
+    'apps/migrate/dist/main.js',
+  ]) {
     t.ok(entry.includes(target), `entry point runs ${target}`);
     t.ok(existsSync(join(root, target.replace('/dist/', '/src/').replace(/\.js$/, '.ts'))), `${target} is built from a source file`);
   }

@@ -162,12 +162,15 @@ t.test('answer rows against PostgreSQL', async (t) => {
     t.match(await findPaymentById(db, payment.id), { status: 'REFUNDED', transactionId: 'txn_kept', processedAt, failureReason: null });
   });
 
-  t.test('finalisePayment: a status no statement can enter (PENDING, forced past the type) is refused without touching the row', async (t) => {
-    const payment = await insertTestPayment(db, paymentRequest(), 'PROCESSING');
-    t.equal(await finalisePayment(db, payment.id, { status: 'PENDING' as never }, answerRows(payment.orderId)), false);
-    t.equal((await findPaymentById(db, payment.id))?.status, 'PROCESSING');
-    t.same(await answerRowsOf(db, payment.orderId), { inbox: [], outbox: [] });
-  });
+  t.test(
+    'finalisePayment: a status no statement can enter (PENDING, forced past the type) is refused without touching the row',
+    async (t) => {
+      const payment = await insertTestPayment(db, paymentRequest(), 'PROCESSING');
+      t.equal(await finalisePayment(db, payment.id, { status: 'PENDING' as never }, answerRows(payment.orderId)), false);
+      t.equal((await findPaymentById(db, payment.id))?.status, 'PROCESSING');
+      t.same(await answerRowsOf(db, payment.orderId), { inbox: [], outbox: [] });
+    },
+  );
 
   t.test('finalisePayment runs one statement text for every status: the guard is a parameter array', async (t) => {
     // One connection, so every statement is prepared on the connection asked afterwards.
