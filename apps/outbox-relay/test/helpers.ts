@@ -165,12 +165,26 @@ export async function unpublishedCount(db: Db): Promise<number> {
 
 /** Drains requested so far with `trigger` (outbox_drains_total). */
 export async function drainCount(app: RelayApp, trigger: DrainTrigger): Promise<number> {
-  return metricValue(app, `outbox_drains_total{trigger="${trigger}"}`);
+  return sample(await scrape(app), `outbox_drains_total{trigger="${trigger}"}`);
 }
 
-/** A sample's value on /metrics (0 when the series has no sample yet), e.g. `outbox_published_total`. */
+/** Drains requested so far, by trigger, from one scrape. */
+export async function drainCounts(app: RelayApp): Promise<Record<DrainTrigger, number>> {
+  const body = await scrape(app);
+  const count = (trigger: DrainTrigger) => sample(body, `outbox_drains_total{trigger="${trigger}"}`);
+  return { notify: count('notify'), poll: count('poll'), connect: count('connect'), broker: count('broker') };
+}
+
+/** A series' value on /metrics (0 when it has no sample yet), e.g. `outbox_published_total`. */
 export async function metricValue(app: RelayApp, series: string): Promise<number> {
-  const body = (await app.health.inject({ url: '/metrics' })).body;
+  return sample(await scrape(app), series);
+}
+
+async function scrape(app: RelayApp): Promise<string> {
+  return (await app.health.inject({ url: '/metrics' })).body;
+}
+
+function sample(body: string, series: string): number {
   const line = body.split('\n').find((l) => l.startsWith(`${series} `));
   return line === undefined ? 0 : Number(line.slice(series.length + 1));
 }
