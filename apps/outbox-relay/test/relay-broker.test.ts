@@ -1,7 +1,8 @@
 import t from 'tap';
 import { sql } from 'kysely';
-import { TcpProxy, TEST_RABBIT, waitFor } from '@foodies/testkit';
-import { relayHarness, unpublishedCount } from './helpers.js';
+import { captureLogger, TcpProxy, TEST_RABBIT, waitFor } from '@foodies/testkit';
+import { buildRelayApp } from '../src/app.js';
+import { relayHarness, testRelayConfig, unpublishedCount } from './helpers.js';
 
 t.test('broker unavailable: rows stay unpublished with attempts recorded, never parked, and all go out once it is back', async (t) => {
   const h = await relayHarness(t);
@@ -51,4 +52,23 @@ t.test('broker unavailable: rows stay unpublished with attempts recorded, never 
   await waitFor('everything published after the broker returns', async () => (await unpublishedCount(h.db)) === 0, 20_000, 100);
   await waitFor('all received', () => h.received.length >= 21);
   t.same(new Set(h.received.map((m) => m.messageId)).size, 21);
+});
+
+t.test('a broker connection that is up before start() still makes waiting rows due at once', async (t) => {
+  const h = await relayHarness(t);
+  const rows = await h.insertRows(3, { notify: false });
+  // Failed before this relay started, waiting out a long backoff.
+  await sql`UPDATE outbox SET attempts = 1, next_attempt_at = now() + interval '1 hour'
+            WHERE id = ANY(${rows.map((r) => r.id.toString())}::int8[])`.execute(h.db);
+  // main.ts order: build, listen for probes, then start; the connection may be up in between.
+  const app = buildRelayApp(testRelayConfig(h.database, h.exchange, { OUTBOX_POLL_INTERVAL_MS: 60_000 }), captureLogger().logger);
+  t.teardown(() => app.close());
+  await waitFor('broker connected before start', async () => {
+    const ready = (await app.health.inject({ url: '/healthz/ready' })).json() as { checks: Record<string, string> };
+    return ready.checks.rabbitmq === 'UP';
+  });
+  await app.start();
+  await waitFor('the waiting rows published', async () => (await unpublishedCount(h.db)) === 0, 20_000);
+  await waitFor('received', () => h.received.length >= 3);
+  t.same(new Set(h.received.map((m) => m.messageId)), new Set(rows.map((r) => r.eventId)));
 });
