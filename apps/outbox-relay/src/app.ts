@@ -25,8 +25,8 @@ export interface RelayApp {
 
 /**
  * Builds the relay without starting it; main.ts wires env, signals and listen. Every part
- * exists from here on: the RabbitMQ connection starts connecting at once, but nothing is
- * claimed or published before start() requests the first drain.
+ * exists from here on: the RabbitMQ connection starts connecting at once (and the publisher
+ * declares its exchange on it), but nothing is claimed or published before start().
  */
 export function buildRelayApp(config: RelayConfig, logger: Logger, overrides: RelayOverrides = {}): RelayApp {
   const connection = pgConnectionFromEnv(config);

@@ -96,6 +96,7 @@ export class WakeUp {
       .catch((err: unknown) => logger.error({ err, op: 'reschedule outbox rows' }, 'could not reschedule rows after broker reconnect'));
   };
 
+  /** The safety poll: a drain every pollIntervalMs, whatever NOTIFY did. */
   private async poll(): Promise<void> {
     while (await sleep(this.options.pollIntervalMs, this.stopping.signal)) this.options.relay.requestDrain('poll');
   }
