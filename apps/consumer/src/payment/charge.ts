@@ -11,14 +11,8 @@ import {
 } from '@foodies/db';
 import { idempotencyKeyForOrder, isInFlight, type PaymentRecord, type ProcessPaymentRequest } from '@foodies/domain';
 import { backoffDelay, during, ServiceError, sleep, TransientError, type BackoffPolicy } from '@foodies/platform';
-import {
-  GatewayUnavailableError,
-  GatewayUnknownOutcomeError,
-  type ChargeRequest,
-  type GatewayResult,
-  type LookupResult,
-  type PaymentGateway,
-} from './gateway.js';
+import { GatewayUnavailableError, GatewayUnknownOutcomeError } from './gateway.js';
+import type { ChargeRequest, GatewayResult, LookupResult, PaymentGateway } from './gateway.js';
 
 /** Another consumer holds a live lease on this order's payment: retry after it finishes. */
 export class PaymentInFlightError extends TransientError {

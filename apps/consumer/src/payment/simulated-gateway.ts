@@ -1,14 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { findLedgerEntry, recordLedgerEntry, type Db, type LedgerEntry } from '@foodies/db';
 import { sleep } from '@foodies/platform';
-import {
-  GatewayUnavailableError,
-  GatewayUnknownOutcomeError,
-  type ChargeRequest,
-  type GatewayResult,
-  type LookupResult,
-  type PaymentGateway,
-} from './gateway.js';
+import { GatewayUnavailableError, GatewayUnknownOutcomeError } from './gateway.js';
+import type { ChargeRequest, GatewayResult, LookupResult, PaymentGateway } from './gateway.js';
 
 /** Where the simulated provider keeps its books (PostgreSQL in the apps, memory in unit tests). */
 export interface LedgerStore {
