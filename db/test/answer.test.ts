@@ -56,6 +56,25 @@ t.test('answer rows against PostgreSQL', async (t) => {
     t.same(await answerRowsOf(db, orderId), { inbox: [], outbox: [] }, 'no inbox or outbox row');
   });
 
+  t.test('a rejection whose (event id, order) pair is already in the inbox is still announced', async (t) => {
+    const orderId = newOrderId();
+    const rejected = rejection(orderId);
+    await db.insertInto('inbox').values({ event_id: rejected.eventId, order_id: orderId, outcome: 'REPUBLISHED' }).execute();
+    const answer = answerRows(orderId, rejected.eventId, 'REJECTED');
+    t.equal(await recordRejection(db, rejected, answer), true);
+    const rows = await answerRowsOf(db, orderId);
+    t.same(
+      rows.inbox.map((r) => r.outcome),
+      ['REPUBLISHED'],
+      'the inbox keeps its first row',
+    );
+    t.same(
+      rows.outbox.map((r) => r.event_id),
+      [answer.outbox.eventId],
+      'the rejection is published',
+    );
+  });
+
   t.test('recordRejection writes nothing and returns false when the order already has an answer', async (t) => {
     const paid = await insertTestPayment(db, paymentRequest());
     t.equal(

@@ -176,27 +176,34 @@ t.test('payment queries against PostgreSQL', async (t) => {
     );
   });
 
-  t.test('a final update whose (event id, order) pair is already in the inbox writes neither answer row', async (t) => {
-    // The one conflict rule of answer.ts. Before it, the final update skipped only the inbox
-    // row and still wrote an outbox row, so an event could be answered twice.
-    const claimed = await claimNew();
-    const earlier = answerRows(claimed.orderId);
-    await db.insertInto('inbox').values({ event_id: earlier.inbox.eventId, order_id: claimed.orderId, outcome: 'REPUBLISHED' }).execute();
-    const again = { inbox: earlier.inbox, outbox: { ...earlier.outbox, eventId: randomUUID() } };
-    t.equal(
-      await finalisePayment(db, claimed.id, { status: 'SUCCEEDED', transactionId: 'txn_pair', processedAt: new Date() }, again),
-      true,
-      'the status guard passed, so the payment is final',
-    );
-    t.equal((await findPaymentById(db, claimed.id))?.status, 'SUCCEEDED');
-    const rows = await answerRowsOf(db, claimed.orderId);
-    t.same(
-      rows.inbox.map((r) => r.outcome),
-      ['REPUBLISHED'],
-      'the inbox keeps the earlier row',
-    );
-    t.same(rows.outbox, [], 'and no outbox row was written for the pair');
-  });
+  t.test(
+    'a final update whose (event id, order) pair is already in the inbox skips the inbox row but still announces the change',
+    async (t) => {
+      // The rule of answer.ts: an answer is written with the change it reports, so a charge is
+      // never committed unannounced; the inbox keeps its first row for the pair.
+      const claimed = await claimNew();
+      const earlier = answerRows(claimed.orderId);
+      await db.insertInto('inbox').values({ event_id: earlier.inbox.eventId, order_id: claimed.orderId, outcome: 'REPUBLISHED' }).execute();
+      const again = { inbox: earlier.inbox, outbox: { ...earlier.outbox, eventId: randomUUID() } };
+      t.equal(
+        await finalisePayment(db, claimed.id, { status: 'SUCCEEDED', transactionId: 'txn_pair', processedAt: new Date() }, again),
+        true,
+        'the status guard passed, so the payment is final',
+      );
+      t.equal((await findPaymentById(db, claimed.id))?.status, 'SUCCEEDED');
+      const rows = await answerRowsOf(db, claimed.orderId);
+      t.same(
+        rows.inbox.map((r) => r.outcome),
+        ['REPUBLISHED'],
+        'the inbox keeps the earlier row',
+      );
+      t.same(
+        rows.outbox.map((r) => r.event_id),
+        [again.outbox.eventId],
+        'and the outbox row announces the final status',
+      );
+    },
+  );
 
   t.test(
     'a claim inserts nothing for an event already in the inbox for its order; another order under the same id is claimed and reported',

@@ -27,27 +27,30 @@ export interface AnswerRows {
   outbox: NewOutboxRow;
 }
 
-/**
- * The one place answer rows are written. The host statement defines a CTE `gate` that yields
- * one row when the answer is to be written (the guarded status update, the new rejection) and
- * none when not, and passes the answer as $1–$9 (answerValues).
- *
- * The conflict rule, the same for payments, rejections and republishes: an (event id, order
- * id) pair is answered once. If the pair is already in the inbox, neither row is written, so
- * an outbox row exists exactly for each inbox row written.
- */
-const ANSWER_CTES = `
-  inbox_row AS (
+/** The inbox row from `source` (one row or none), skipped if the pair is already there. */
+const inboxRowFrom = (source: string) => `
     INSERT INTO inbox (event_id, order_id, outcome, detail)
-    SELECT $1::varchar, $2::int8, $3::varchar, $4::text FROM gate
+    SELECT $1::varchar, $2::int8, $3::varchar, $4::text FROM ${source}
     ON CONFLICT (event_id, order_id) DO NOTHING
-    RETURNING 1
-  ),
-  outbox_row AS (
+    RETURNING 1`;
+
+/** The result event's outbox row from `source` (one row or none). */
+const outboxRowFrom = (source: string) => `
     INSERT INTO outbox (event_id, order_id, event_type, routing_key, payload)
-    SELECT $5::uuid, $6::int8, $7::varchar, $8::varchar, $9::text FROM inbox_row
-    RETURNING id
-  )`;
+    SELECT $5::uuid, $6::int8, $7::varchar, $8::varchar, $9::text FROM ${source}
+    RETURNING id`;
+
+/**
+ * The one place answer rows are written, with one rule for payments, rejections and
+ * re-publishes: the answer is written by the statement that makes the change it reports, and
+ * only if that change happened. The host statement defines a CTE `gate` that yields one row
+ * when the change happened (the guarded status update, the new rejection) and none when not,
+ * and passes the answer as $1–$9 (answerValues). The outbox row comes from `gate`, so a
+ * change is always announced; the inbox row is inserted unless the pair is already there.
+ * A re-published answer changes nothing but the inbox, so there the new inbox row is the
+ * gate: copies of one event racing to re-publish write one answer between them.
+ */
+const ANSWER_CTES = `inbox_row AS (${inboxRowFrom('gate')}), outbox_row AS (${outboxRowFrom('gate')})`;
 
 function answerValues({ inbox, outbox }: AnswerRows): unknown[] {
   return [
@@ -63,14 +66,15 @@ function answerValues({ inbox, outbox }: AnswerRows): unknown[] {
   ];
 }
 
-const ANSWER_SQL = `WITH gate AS (SELECT 1), ${ANSWER_CTES} SELECT count(*)::int AS n FROM outbox_row`;
+const REPUBLISH_SQL = `WITH gate AS (${inboxRowFrom('(SELECT 1) AS answer')}), outbox_row AS (${outboxRowFrom('gate')})
+  SELECT count(*)::int AS n FROM outbox_row`;
 
 /**
  * Writes an answer on its own (a re-published outcome). False when the event was already
  * answered for its order: then nothing is written.
  */
 export async function writeAnswer(db: Db, answer: AnswerRows): Promise<boolean> {
-  const [row] = await runStatement<{ n: number }>(db, ANSWER_SQL, answerValues(answer));
+  const [row] = await runStatement<{ n: number }>(db, REPUBLISH_SQL, answerValues(answer));
   return row!.n === 1;
 }
 
