@@ -1,5 +1,3 @@
-import pg from 'pg';
-
 /**
  * PostgreSQL refused the values themselves (SQLSTATE class 22 "data exception", or a NOT
  * NULL / CHECK violation): retrying the same values can never succeed.
@@ -50,13 +48,4 @@ export function isConnectionFailure(err: unknown): boolean {
 /** The database cannot serve us now: its connection failed, or it cancelled a statement that ran too long (57014). */
 export function isDatabaseUnavailable(err: unknown): boolean {
   return isConnectionFailure(err) || (err as { code?: unknown } | null)?.code === '57014';
-}
-
-/**
- * PostgreSQL itself answered with an error (it carries a SQLSTATE and a severity): a
- * constraint, a timeout, a missing table during a rolling migration. The server's answer
- * may change on a later attempt, so callers treat it as transient, unlike a bug of our own.
- */
-export function isDatabaseError(err: unknown): err is pg.DatabaseError {
-  return err instanceof pg.DatabaseError;
 }

@@ -113,9 +113,9 @@ export async function commitCharge(db: Db, charged: Charged, eventId: string, no
     answer.kind === 'Success'
       ? { status: 'SUCCEEDED', transactionId: answer.transactionId, processedAt: now }
       : { status: 'FAILED', failureReason: answer.reason, failureCode: answer.code, processedAt: now };
-  const rows = answerRows(eventId, result.kind === 'Success' ? 'SUCCEEDED' : 'FAILED', eventForResult(payment.orderId, result));
   let committed: boolean;
   try {
+    const rows = answerRows(eventId, result.kind === 'Success' ? 'SUCCEEDED' : 'FAILED', eventForResult(payment.orderId, result));
     committed = await during('commit payment outcome', finalisePayment(db, payment.id, change, rows));
   } catch (err) {
     await releasePaymentLease(db, payment.id, owner).catch(() => undefined);

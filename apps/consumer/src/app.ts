@@ -171,8 +171,10 @@ export class ConsumerApp {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.stopping.abort();
+      // No new sweep while in-flight messages drain; the one running, if any, is awaited after.
+      const sweeping = this.recovery.stop();
       await this.consumer?.close();
-      await this.recovery.stop();
+      await sweeping;
       await this.notifier.idle();
       await this.publisher.close();
       await this.rabbit.close();

@@ -1,16 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { AMQPError, ConsumerStatus, type AsyncMessage, type Connection, type Publisher } from 'rabbitmq-client';
-import { isConnectionFailure, isDatabaseError } from '@foodies/db';
-import {
-  backoffDelay,
-  during,
-  ServiceError,
-  sleep,
-  TransientError,
-  type BackoffPolicy,
-  type DependencyGate,
-  type Logger,
-} from '@foodies/platform';
+import { ConsumerStatus, type AsyncMessage, type Connection, type Publisher } from 'rabbitmq-client';
+import { isConnectionFailure } from '@foodies/db';
+import { reasonText } from '@foodies/domain';
+import { backoffDelay, during, ServiceError, sleep, type BackoffPolicy, type DependencyGate, type Logger } from '@foodies/platform';
 import { deadLetter, scrubbedCopy, type DeadLetterRoute } from './dead-letter.js';
 import type { StockConfirmedHandler } from './handler.js';
 import type { ConsumerMetrics } from './metrics.js';
@@ -21,18 +13,29 @@ import { PaymentInFlightError } from './payment/charge.js';
  * What a failed attempt means, decided by the error's class (rabbitmq-client exception.ts):
  * - `database-down`: the database connection failed; the message waits on the database gate;
  * - `in-flight`: another delivery holds the payment; retried when its lease runs out;
- * - `transient`: our own TransientErrors, an error PostgreSQL answered with (SQLSTATE), the
- *   broker's: retried with backoff for as long as it takes, never dead-lettered,
- *   never answered "failed" (the money may have moved);
- * - `unexpected`: anything else is a programmer error (a TypeError, a broken invariant).
+ * - `unexpected`: a programmer error: one of JavaScript's own bug classes (a TypeError, a
+ *   RangeError, …) that no network error caused;
+ * - `transient`: everything else (our TransientErrors, an error PostgreSQL answered with, the
+ *   broker's, a socket's, an error class we do not know): retried with backoff for as long as
+ *   it takes, never dead-lettered, never answered "failed" (the money may have moved).
  */
 export type FailureKind = 'database-down' | 'in-flight' | 'transient' | 'unexpected';
+
+const BUG_CLASSES = [TypeError, RangeError, ReferenceError, SyntaxError, URIError, EvalError];
+
+/** A bug of ours, not an outage: undici's fetch, say, reports a refused connection as TypeError('fetch failed') caused by the socket's error. */
+function isProgrammerError(err: unknown): boolean {
+  if (!BUG_CLASSES.some((bug) => err instanceof bug)) return false;
+  for (let cause = (err as Error).cause; cause; cause = (cause as Error).cause) {
+    if (typeof (cause as { code?: unknown }).code === 'string') return false;
+  }
+  return true;
+}
 
 export function classifyFailure(err: unknown): FailureKind {
   if (isConnectionFailure(err)) return 'database-down';
   if (err instanceof PaymentInFlightError) return 'in-flight';
-  if (err instanceof TransientError || isDatabaseError(err) || err instanceof AMQPError) return 'transient';
-  return 'unexpected';
+  return isProgrammerError(err) ? 'unexpected' : 'transient';
 }
 
 /** Metric label for a failure: our own codes, then driver codes (ECONNREFUSED, SQLSTATE). */
@@ -71,11 +74,10 @@ export interface DeliveryOptions {
  * shutdown a waiting message is returned to the queue (REQUEUE) for another consumer.
  *
  * A programmer error is retried a few times (UNEXPECTED_ERROR_MAX_ATTEMPTS: it may be a race
- * that passes), then the message is dead-lettered with the error as its reason, and the rest
- * of the queue keeps flowing. Not a crash: the next consumer would meet the same message and
- * crash too, one pod after another. Not a silent retry for ever either. A payment the message
- * had claimed stays in flight and is finished by the recovery sweep, so its order is still
- * answered; the DLQ copy is for the engineer who fixes the bug.
+ * that passes), then the order the message names is given an answer and the message is
+ * dead-lettered with the error as its reason, and the rest of the queue keeps flowing. Not a
+ * crash: the next consumer would meet the same message and crash too, one pod after another.
+ * Not a silent retry for ever either. The DLQ copy is for the engineer who fixes the bug.
  *
  * Every attempt of one delivery runs under the same lease owner, so when the connection died
  * under a statement, the next attempt finds out what committed and takes its payment back at once.
@@ -129,19 +131,27 @@ export class DeliveryRules {
     }
   }
 
-  /** Dead-letters a message that keeps failing on a programmer error; acks it once the copy is confirmed. */
+  /**
+   * Dead-letters a message that keeps failing on a programmer error, once the order it names
+   * has an answer (StockConfirmedHandler.answerBeforeGivingUp); acks it once the copy is
+   * confirmed. If even that fails, the message is kept and tried again: never lost.
+   */
   private async giveUp(msg: AsyncMessage, raw: Buffer, err: unknown, attempts: number): Promise<ConsumerStatus> {
-    const { metrics, logger, signal } = this.options;
+    const { handler, metrics, logger, signal } = this.options;
     const error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-    const reason = `unexpected error after ${attempts} attempts: ${error}`.slice(0, 500);
+    const reason = reasonText(`unexpected error after ${attempts} attempts: ${error}`).slice(0, 500);
     for (let attempt = 0; ; attempt++) {
       try {
+        await handler.answerBeforeGivingUp(raw);
         await this.deadLetter(msg, scrubbedCopy(raw), reason);
         metrics.messages.inc({ outcome: 'dead_lettered' });
-        logger.error({ err, attempts, messageId: msg.messageId }, 'message failed on a programmer error; dead-lettered');
+        logger.error(
+          { err, attempts, messageId: msg.messageId },
+          'message failed on a programmer error; its order answered, the message dead-lettered',
+        );
         return ConsumerStatus.ACK;
-      } catch (dlqErr) {
-        logger.warn({ err: dlqErr, attempt }, 'could not dead-letter the message yet; retrying');
+      } catch (failure) {
+        logger.warn({ err: failure, attempt }, 'could not answer and dead-letter the failing message yet; it is kept and tried again');
         if (!(await sleep(backoffDelay(attempt, this.options.retry), signal))) return ConsumerStatus.REQUEUE;
       }
     }

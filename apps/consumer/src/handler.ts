@@ -42,6 +42,9 @@ function decode(raw: Buffer): DecodedBody {
   }
 }
 
+/** The failure reason of an order answered because processing its event kept failing on a bug. */
+const UNPROCESSABLE = 'the payment service could not process this event (an internal error); nothing was charged';
+
 /** The event as far as its answer needs it: the order, and the event's inbox key. */
 interface EventRef {
   orderId: bigint;
@@ -80,6 +83,27 @@ export class StockConfirmedHandler {
         ? await this.pay(decoded.request, log, leaseOwner)
         : await this.rejectUnlessAnswered(ref, decoded.code, decoded.reason, log);
     return { outcome, orderId: ref.orderId, eventId: ref.eventId };
+  }
+
+  /**
+   * Before a message that keeps failing on a programmer error is dead-lettered, the order it
+   * names gets an answer, so no saga waits for ever: an order without one is rejected
+   * (UNKNOWN; nothing was charged, since a payment exists only where its claim recorded the
+   * order's answer); an answered order gets its answer re-published for this event; a payment
+   * still in flight is left to the recovery sweep, which answers it. Throws if that fails too.
+   */
+  async answerBeforeGivingUp(raw: Buffer): Promise<void> {
+    const decoded = decode(raw);
+    if (decoded.kind === 'poison') return;
+    const ref: EventRef = decoded.kind === 'payment' ? decoded.request : { orderId: decoded.orderId, eventId: decoded.eventKey };
+    const log = lazyChild(this.deps.logger, () => ({ orderId: ref.orderId.toString(), eventId: ref.eventId }));
+    const inbox = await during('check inbox', inboxState(this.deps.db, ref.eventId, ref.orderId));
+    if (inbox.answered) return;
+    try {
+      await this.reject(ref, 'UNKNOWN', UNPROCESSABLE, log);
+    } catch (err) {
+      if (!(err instanceof PaymentInFlightError)) throw err;
+    }
   }
 
   /** An event that cannot be charged: answered with a failed event, unless this very event was answered before. */

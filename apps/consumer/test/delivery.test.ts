@@ -43,8 +43,11 @@ t.test('a failure is treated by its class, never by its message', async (t) => {
     [amqp(AMQPConnectionError, 'CONN_CLOSE'), 'transient'],
     [new TypeError("Cannot read properties of undefined (reading 'id')"), 'unexpected'],
     [new RangeError('Maximum call stack size exceeded'), 'unexpected'],
-    [new Error('PAYMENT_IN_FLIGHT'), 'unexpected'],
-    ['a string', 'unexpected'],
+    [new Error('PAYMENT_IN_FLIGHT'), 'transient'],
+    [new Error('Cannot use a pool after calling end on the pool'), 'transient'],
+    [new TypeError('fetch failed', { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) }), 'transient'],
+    [new ReferenceError('payment is not defined'), 'unexpected'],
+    ['a string', 'transient'],
   ];
   for (const [err, kind] of cases) t.equal(classifyFailure(err), kind, String(err));
 });

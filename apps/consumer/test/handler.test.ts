@@ -1,10 +1,10 @@
 import t from 'tap';
 import { sql } from 'kysely';
 import { Value } from '@sinclair/typebox/value';
-import { countLedgerCharges, findPaymentByOrderId, type Db } from '@foodies/db';
+import { claimPayment, countLedgerCharges, findPaymentByOrderId, type Db } from '@foodies/db';
 import { OrderPaymentFailedEventSchema, OrderPaymentSucceededEventSchema, parseJsonExact, stringifyJson } from '@foodies/domain';
 import { TransientError } from '@foodies/platform';
-import { captureLogger, createTestDatabase, eventBody, newOrderId, stockConfirmedEvent } from '@foodies/testkit';
+import { captureLogger, createTestDatabase, eventBody, newOrderId, paymentRequest, stockConfirmedEvent } from '@foodies/testkit';
 import { StockConfirmedHandler } from '../src/handler.js';
 import { PaymentCharger } from '../src/payment/charge.js';
 import { PgLedgerStore, SimulatedPaymentGateway } from '../src/payment/simulated-gateway.js';
@@ -262,5 +262,38 @@ t.test('OrderStockConfirmedEventHandler with PostgreSQL', async (t) => {
     const withSecret = await handler.handle(Buffer.from('{"cardNumber":"4111111111111111","orderId":"x"}'));
     t.equal(withSecret.outcome, 'dead_lettered');
     if (withSecret.outcome === 'dead_lettered') t.equal(withSecret.body.toString(), '{"orderId":"x"}');
+  });
+
+  t.test('before a failing message is dead-lettered, the order it names gets an answer', async (t) => {
+    const { handler } = handlerFor(db);
+
+    const unanswered = stockConfirmedEvent();
+    const orderId = unanswered.orderId as bigint;
+    await handler.answerBeforeGivingUp(eventBody(unanswered));
+    const [rejection] = await outboxRows(db, orderId);
+    t.equal(rejection?.event_type, 'OrderPaymentFailedEvent', 'an order with no answer is answered "failed"');
+    t.match(parseJsonExact(rejection!.payload), { failureCode: 'UNKNOWN', failureReason: /internal error.*nothing was charged/ });
+    t.equal(await countLedgerCharges(db, orderId), 0);
+    t.equal(await findPaymentByOrderId(db, orderId), undefined);
+    await handler.answerBeforeGivingUp(eventBody(unanswered));
+    t.equal(await countRows(db, 'outbox', orderId), 1, 'the same event again: answered already, nothing more');
+
+    const paid = stockConfirmedEvent();
+    t.match(await handler.handle(eventBody(paid)), { outcome: 'succeeded' });
+    await handler.answerBeforeGivingUp(eventBody({ ...paid, eventId: 'evt-later' }));
+    const paidRows = await outboxRows(db, paid.orderId as bigint);
+    t.same(
+      paidRows.map((r) => r.event_type),
+      ['OrderPaymentSucceededEvent', 'OrderPaymentSucceededEvent'],
+      'a paid order gets its payment re-published for the new event, never a failure',
+    );
+
+    const inFlight = stockConfirmedEvent();
+    await claimPayment(db, paymentRequest({ eventId: inFlight.eventId as string, orderId: inFlight.orderId as bigint }), {
+      owner: 'a delivery that keeps failing',
+      ms: 60_000,
+    });
+    await handler.answerBeforeGivingUp(eventBody(inFlight));
+    t.equal(await countRows(db, 'outbox', inFlight.orderId as bigint), 0, 'a payment in flight is left to the recovery sweep');
   });
 });
