@@ -81,11 +81,18 @@ export function spawnApp(t: Teardown, entry: string, options: SpawnAppOptions = 
   end.catch(() => undefined);
 
   t.teardown(async () => {
-    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-    if (options.group) process.kill(-child.pid, 'SIGKILL');
-    else child.kill('SIGKILL');
+    if (child.pid === undefined) return;
+    const running = child.exitCode === null && child.signalCode === null;
+    // A group is killed even when its leader is gone: the processes it started may not be.
+    if (options.group) {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // ESRCH: the whole group is gone already.
+      }
+    } else if (running) child.kill('SIGKILL');
     // 'exit', not 'close': a process it started may still hold the pipes open.
-    await once(child, 'exit');
+    if (running) await once(child, 'exit');
   });
 
   return {
