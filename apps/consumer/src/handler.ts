@@ -51,6 +51,10 @@ interface EventRef {
   eventId: string;
 }
 
+function eventRef(decoded: Exclude<DecodedBody, { kind: 'poison' }>): EventRef {
+  return decoded.kind === 'payment' ? decoded.request : { orderId: decoded.orderId, eventId: decoded.eventKey };
+}
+
 /**
  * Turns one stock-confirmed delivery into its committed answer. Resolving means "ack now":
  * the answer (or the dead-letter decision) is durable. Throwing means "not done": the
@@ -73,8 +77,8 @@ export class StockConfirmedHandler {
     if (decoded.kind === 'poison') {
       return { outcome: 'dead_lettered', reason: decoded.reason, body: deadLetterBody(raw, decoded.scrubbed, decoded.removedSecrets) };
     }
-    const ref: EventRef = decoded.kind === 'payment' ? decoded.request : { orderId: decoded.orderId, eventId: decoded.eventKey };
-    const log = lazyChild(this.deps.logger, () => ({ orderId: ref.orderId.toString(), eventId: ref.eventId }));
+    const ref = eventRef(decoded);
+    const log = this.logFor(ref);
     if (decoded.removedSecrets.length > 0) {
       log.warn({ fields: decoded.removedSecrets }, 'card secrets removed from incoming event before processing');
     }
@@ -95,15 +99,16 @@ export class StockConfirmedHandler {
   async answerBeforeGivingUp(raw: Buffer): Promise<void> {
     const decoded = decode(raw);
     if (decoded.kind === 'poison') return;
-    const ref: EventRef = decoded.kind === 'payment' ? decoded.request : { orderId: decoded.orderId, eventId: decoded.eventKey };
-    const log = lazyChild(this.deps.logger, () => ({ orderId: ref.orderId.toString(), eventId: ref.eventId }));
-    const inbox = await during('check inbox', inboxState(this.deps.db, ref.eventId, ref.orderId));
-    if (inbox.answered) return;
+    const ref = eventRef(decoded);
     try {
-      await this.reject(ref, 'UNKNOWN', UNPROCESSABLE, log);
+      await this.rejectUnlessAnswered(ref, 'UNKNOWN', UNPROCESSABLE, this.logFor(ref));
     } catch (err) {
       if (!(err instanceof PaymentInFlightError)) throw err;
     }
+  }
+
+  private logFor(ref: EventRef): WorkLogger {
+    return lazyChild(this.deps.logger, () => ({ orderId: ref.orderId.toString(), eventId: ref.eventId }));
   }
 
   /** An event that cannot be charged: answered with a failed event, unless this very event was answered before. */
