@@ -41,7 +41,8 @@ t.test('identifiers are logged exactly, even when they pass the Luhn check', asy
   t.match(line, { orderId: '1796679514972022', otherOrderId: '4242424242424242', eventId: '4111111111111111' });
   t.equal(line.note, '[REDACTED PAN ****1111]', 'other fields are still masked');
   logger.warn({ eventId: { cvv: '737', pan: '4111111111111111' } }, 'y');
-  t.notMatch(lines[1]!, /737|4111111111111111/, 'an object under an identifier key is scrubbed like any other');
+  // The CVV as a JSON string: the bare digits may well occur in the line's timestamp.
+  t.notMatch(lines[1]!, /"737"|4111111111111111/, 'an object under an identifier key is scrubbed like any other');
 });
 
 t.test('database errors are logged without the row they quote', async (t) => {
