@@ -51,9 +51,6 @@ interface Listener {
  */
 export class WakeUp {
   private readonly stopping = new AbortController();
-  private readonly stopped = new Promise<void>((resolve) =>
-    this.stopping.signal.addEventListener('abort', () => resolve(), { once: true }),
-  );
   private polling: Promise<void> = Promise.resolve();
   private listening: Promise<void> = Promise.resolve();
 
@@ -91,9 +88,10 @@ export class WakeUp {
   /** Rows that failed while the broker was away (or before it was first reached) are due again at once. */
   private readonly brokerConnected = (): void => {
     const { db, relay, logger } = this.options;
+    // The drain is requested even if the reschedule failed: rows already due go out now.
     makeBackedOffRowsDue(db)
-      .then(() => relay.requestDrain('broker'))
-      .catch((err: unknown) => logger.error({ err, op: 'reschedule outbox rows' }, 'could not reschedule rows after broker reconnect'));
+      .catch((err: unknown) => logger.error({ err, op: 'reschedule outbox rows' }, 'could not reschedule rows after broker reconnect'))
+      .finally(() => relay.requestDrain('broker'));
   };
 
   /** The safety poll: a drain every pollIntervalMs, whatever NOTIFY did. */
@@ -104,7 +102,7 @@ export class WakeUp {
   /** Replaces each lost LISTEN connection until the relay stops. */
   private async keepListening(first: Promise<Listener | undefined>): Promise<void> {
     for (let listener = await first; listener; listener = await this.listen()) {
-      const err = await Promise.race([listener.lost, this.stopped]);
+      const err = await unlessStopped(listener.lost, this.stopping.signal);
       if (!err) return closeBriefly(listener.subscriber);
       this.options.logger.warn({ err, op: 'LISTEN' }, 'LISTEN connection lost; reconnecting (the safety poll carries the load)');
       void listener.subscriber.close().catch(() => undefined);
@@ -118,14 +116,15 @@ export class WakeUp {
   private async listen(): Promise<Listener | undefined> {
     const { relay, logger } = this.options;
     for (let attempt = 0; !this.stopping.signal.aborted; attempt++) {
-      const listener = this.subscribe();
+      let listener: Listener | undefined;
       try {
-        await Promise.race([listener.listening, this.stopped]);
+        listener = this.subscribe();
+        await unlessStopped(listener.listening, this.stopping.signal);
       } catch (err) {
         const delayMs = backoffDelay(attempt, LISTEN_RETRY);
         const log = attempt === 0 ? 'error' : 'debug';
         logger[log]({ err, delayMs, op: 'LISTEN' }, 'LISTEN connection failed; the safety poll carries the load until it is back');
-        void listener.subscriber.close().catch(() => undefined);
+        void listener?.subscriber.close().catch(() => undefined);
         await sleep(delayMs, this.stopping.signal);
         continue;
       }
@@ -154,6 +153,20 @@ export class WakeUp {
     const listening = subscriber.connect().then(() => subscriber.listenTo(OUTBOX_CHANNEL));
     return { subscriber, lost, listening };
   }
+}
+
+/**
+ * `work`'s outcome, or undefined once `signal` aborts, whichever comes first. Unlike a race
+ * with a promise that lives as long as the relay, it leaves nothing behind when `work`
+ * settles: an outage of a day is some 40,000 attempts.
+ */
+export function unlessStopped<T>(work: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
+  if (signal.aborted) return Promise.resolve(undefined);
+  return new Promise<T | undefined>((resolve, reject) => {
+    const onAbort = () => resolve(undefined);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 /** A connection that died silently may never confirm its close: do not wait for it long. */
