@@ -13,7 +13,7 @@ import {
   type OrderRejection,
 } from '@foodies/db';
 import { createTestDatabase, insertTestPayment, newOrderId, paymentRequest } from '@foodies/testkit';
-import { answerRows, answerRowsOf } from './fixtures.js';
+import { answerRows, answerRowsOf, answerSummary } from './fixtures.js';
 
 const orderAnswers = (db: Db, orderId: bigint) => db.selectFrom('order_answers').selectAll().where('order_id', '=', orderId).execute();
 
@@ -62,16 +62,10 @@ t.test('answer rows against PostgreSQL', async (t) => {
     await db.insertInto('inbox').values({ event_id: rejected.eventId, order_id: orderId, outcome: 'REPUBLISHED' }).execute();
     const answer = answerRows(orderId, rejected.eventId, 'REJECTED');
     t.equal(await recordRejection(db, rejected, answer), true);
-    const rows = await answerRowsOf(db, orderId);
     t.same(
-      rows.inbox.map((r) => r.outcome),
-      ['REPUBLISHED'],
-      'the inbox keeps its first row',
-    );
-    t.same(
-      rows.outbox.map((r) => r.event_id),
-      [answer.outbox.eventId],
-      'the rejection is published',
+      await answerSummary(db, orderId),
+      { inbox: ['REPUBLISHED'], outbox: [answer.outbox.eventId] },
+      'the inbox keeps its first row; the rejection is published',
     );
   });
 
@@ -100,7 +94,7 @@ t.test('answer rows against PostgreSQL', async (t) => {
     const orderId = newOrderId();
     const answer = answerRows(orderId, undefined, 'REPUBLISHED');
     t.equal(await writeAnswer(db, answer), true, 'a new pair is answered');
-    let rows = await answerRowsOf(db, orderId);
+    const rows = await answerRowsOf(db, orderId);
     t.same(
       rows.inbox.map((r) => [r.event_id, r.outcome]),
       [[answer.inbox.eventId, 'REPUBLISHED']],
@@ -112,16 +106,10 @@ t.test('answer rows against PostgreSQL', async (t) => {
 
     const again = { inbox: { ...answer.inbox, outcome: 'FAILED' as const }, outbox: { ...answer.outbox, eventId: randomUUID() } };
     t.equal(await writeAnswer(db, again), false, 'the pair is answered already');
-    rows = await answerRowsOf(db, orderId);
     t.same(
-      rows.inbox.map((r) => r.outcome),
-      ['REPUBLISHED'],
-      'the inbox row is the first',
-    );
-    t.same(
-      rows.outbox.map((r) => r.event_id),
-      [answer.outbox.eventId],
-      'and no second outbox row',
+      await answerSummary(db, orderId),
+      { inbox: ['REPUBLISHED'], outbox: [answer.outbox.eventId] },
+      'the inbox row is the first, and no second outbox row',
     );
 
     const otherOrder = newOrderId();

@@ -16,3 +16,9 @@ export async function answerRowsOf(db: Db, orderId: bigint) {
     outbox: await db.selectFrom('outbox').selectAll().where('order_id', '=', orderId).orderBy('id').execute(),
   };
 }
+
+/** An order's answer rows in short: the inbox outcomes and the outbox event ids, oldest first. */
+export async function answerSummary(db: Db, orderId: bigint): Promise<{ inbox: string[]; outbox: string[] }> {
+  const rows = await answerRowsOf(db, orderId);
+  return { inbox: rows.inbox.map((r) => r.outcome), outbox: rows.outbox.map((r) => r.event_id) };
+}

@@ -13,7 +13,7 @@ import {
   type StatusChange,
 } from '@foodies/db';
 import { createTestDatabase, insertTestPayment, paymentRequest } from '@foodies/testkit';
-import { answerRows, answerRowsOf } from './fixtures.js';
+import { answerRows, answerRowsOf, answerSummary } from './fixtures.js';
 
 const request = paymentRequest;
 const OWNER = 'delivery-1';
@@ -191,16 +191,10 @@ t.test('payment queries against PostgreSQL', async (t) => {
         'the status guard passed, so the payment is final',
       );
       t.equal((await findPaymentById(db, claimed.id))?.status, 'SUCCEEDED');
-      const rows = await answerRowsOf(db, claimed.orderId);
       t.same(
-        rows.inbox.map((r) => r.outcome),
-        ['REPUBLISHED'],
-        'the inbox keeps the earlier row',
-      );
-      t.same(
-        rows.outbox.map((r) => r.event_id),
-        [again.outbox.eventId],
-        'and the outbox row announces the final status',
+        await answerSummary(db, claimed.orderId),
+        { inbox: ['REPUBLISHED'], outbox: [again.outbox.eventId] },
+        'the inbox keeps the earlier row, and the outbox row announces the final status',
       );
     },
   );
