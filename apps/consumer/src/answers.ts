@@ -109,13 +109,13 @@ export async function commitCharge(db: Db, charged: Charged, eventId: string, no
           currency: payment.currency,
         }
       : { kind: 'Failed', paymentId: payment.id, reason: answer.reason, code: answer.code, occurredAt: now };
-  const change: StatusChange =
+  const change: StatusChange & { status: 'SUCCEEDED' | 'FAILED' } =
     answer.kind === 'Success'
       ? { status: 'SUCCEEDED', transactionId: answer.transactionId, processedAt: now }
       : { status: 'FAILED', failureReason: answer.reason, failureCode: answer.code, processedAt: now };
   let committed: boolean;
   try {
-    const rows = answerRows(eventId, result.kind === 'Success' ? 'SUCCEEDED' : 'FAILED', eventForResult(payment.orderId, result));
+    const rows = answerRows(eventId, change.status, eventForResult(payment.orderId, result));
     committed = await during('commit payment outcome', finalisePayment(db, payment.id, change, rows));
   } catch (err) {
     await releasePaymentLease(db, payment.id, owner).catch(() => undefined);
