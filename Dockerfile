@@ -8,6 +8,7 @@ COPY package.json package-lock.json ./
 COPY db/package.json db/
 COPY packages/domain/package.json packages/domain/
 COPY packages/platform/package.json packages/platform/
+COPY packages/gateway/package.json packages/gateway/
 COPY packages/testkit/package.json packages/testkit/
 COPY apps/consumer/package.json apps/consumer/
 COPY apps/outbox-relay/package.json apps/outbox-relay/
@@ -43,6 +44,8 @@ COPY --from=build /app/packages/domain/package.json packages/domain/
 COPY --from=build /app/packages/domain/dist packages/domain/dist
 COPY --from=build /app/packages/platform/package.json packages/platform/
 COPY --from=build /app/packages/platform/dist packages/platform/dist
+COPY --from=build /app/packages/gateway/package.json packages/gateway/
+COPY --from=build /app/packages/gateway/dist packages/gateway/dist
 COPY --from=build /app/apps/consumer/package.json apps/consumer/
 COPY --from=build /app/apps/consumer/dist apps/consumer/dist
 COPY --from=build /app/apps/outbox-relay/package.json apps/outbox-relay/

@@ -229,6 +229,8 @@ t.test('outbox, retention and ledger statements against PostgreSQL', async (t) =
       amount: '49.9900',
       currency: 'USD',
       outcome: 'CHARGED',
+      type: 'CHARGE',
+      chargeKey: null,
       transactionId: 'txn_1',
       failureCode: null,
       failureReason: null,

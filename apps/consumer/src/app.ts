@@ -10,8 +10,7 @@ import { StockConfirmedHandler } from './handler.js';
 import { createConsumerMetrics, type ConsumerMetrics } from './metrics.js';
 import { OutboxNotifier } from './notifier.js';
 import { PaymentCharger, type PaymentChargerOptions } from './payment/charge.js';
-import type { PaymentGateway } from './payment/gateway.js';
-import { PgLedgerStore, SimulatedPaymentGateway } from './payment/simulated-gateway.js';
+import { PgLedgerStore, retryPolicyFrom, SimulatedPaymentGateway, type PaymentGateway } from '@foodies/gateway';
 import { RecoverySweeper } from './recovery.js';
 
 export interface ConsumerOverrides {
@@ -74,11 +73,7 @@ export class ConsumerApp {
       db,
       gateway: this.gateway,
       leaseMs: config.PAYMENT_LEASE_MS,
-      chargePolicy: {
-        maxAttempts: config.GATEWAY_MAX_ATTEMPTS,
-        attemptTimeoutMs: config.GATEWAY_TIMEOUT_MS,
-        backoff: { baseMs: config.GATEWAY_RETRY_BASE_MS, maxMs: config.GATEWAY_RETRY_MAX_MS },
-      },
+      chargePolicy: retryPolicyFrom(config),
       observer: {
         onAttempt: (ms, result) => metrics.gatewayLatency.observe({ result }, ms / 1000),
         onRetry: (attempt, err) => {

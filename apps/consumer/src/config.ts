@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { GatewayEnv, worstCaseCallMs } from '@foodies/gateway';
 import { ConfigError, DatabaseEnv, ProcessEnv, RabbitEnv, configFields, loadConfig } from '@foodies/platform';
 
 const { Port, PositiveMs } = configFields;
@@ -25,21 +26,8 @@ export const ConsumerConfigSchema = Type.Object({
   }),
   CONSUMER_HEALTH_PORT: Port(8086, 'the consumer health and metrics listener'),
   PAYMENT_ALWAYS_SUCCEED: Type.Boolean({ default: true, description: 'must be true or false' }),
-  PAYMENT_DELAY_MS: Type.Integer({
-    minimum: 0,
-    default: 100,
-    description: 'must be a non-negative integer of milliseconds (simulated gateway delay)',
-  }),
+  ...GatewayEnv,
   PAYMENT_LEASE_MS: PositiveMs(30_000, 'how long a consumer owns an in-flight payment before another may take it over'),
-  GATEWAY_TIMEOUT_MS: PositiveMs(5_000, 'gateway call without an answer counts as an unknown outcome'),
-  GATEWAY_MAX_ATTEMPTS: Type.Integer({
-    minimum: 1,
-    maximum: 20,
-    default: 4,
-    description: 'must be an integer from 1 to 20 (charge calls per key before lookup)',
-  }),
-  GATEWAY_RETRY_BASE_MS: PositiveMs(200, 'first gateway retry delay'),
-  GATEWAY_RETRY_MAX_MS: PositiveMs(5_000, 'largest gateway retry delay'),
   RETRY_BASE_MS: PositiveMs(250, 'first redelivery delay after a transient failure'),
   RETRY_MAX_MS: PositiveMs(30_000, 'largest delay between retries of a transient failure'),
   UNEXPECTED_ERROR_MAX_ATTEMPTS: Type.Integer({
@@ -63,19 +51,10 @@ export const ConsumerConfigSchema = Type.Object({
 
 export type ConsumerConfig = Static<typeof ConsumerConfigSchema>;
 
-/** Longest a whole charge with its retries and final lookup can take, ms. */
-export function worstCaseChargeMs(config: ConsumerConfig): number {
-  let total = (config.GATEWAY_MAX_ATTEMPTS + 1) * config.GATEWAY_TIMEOUT_MS;
-  for (let attempt = 0; attempt < config.GATEWAY_MAX_ATTEMPTS - 1; attempt++) {
-    total += Math.min(config.GATEWAY_RETRY_MAX_MS, config.GATEWAY_RETRY_BASE_MS * 2 ** attempt);
-  }
-  return total;
-}
-
 export function loadConsumerConfig(env: NodeJS.ProcessEnv = process.env): ConsumerConfig {
   const config = loadConfig(ConsumerConfigSchema, env);
   // A lease shorter than a charge would let a second consumer take over a live payment.
-  const needed = worstCaseChargeMs(config);
+  const needed = worstCaseCallMs(config);
   if (config.PAYMENT_LEASE_MS <= needed) {
     throw new ConfigError(
       'PAYMENT_LEASE_MS',

@@ -1,7 +1,8 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { loadConsumerConfig, worstCaseChargeMs } from '../src/config.js';
+import { worstCaseCallMs } from '@foodies/gateway';
+import { loadConsumerConfig } from '../src/config.js';
 
 const main = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 
@@ -16,7 +17,7 @@ t.test('consumer defaults', async (t) => {
     PAYMENT_ALWAYS_SUCCEED: true,
     PAYMENT_DELAY_MS: 100,
   });
-  t.ok(config.PAYMENT_LEASE_MS > worstCaseChargeMs(config));
+  t.ok(config.PAYMENT_LEASE_MS > worstCaseCallMs(config));
 });
 
 t.test('PAYMENT_ALWAYS_SUCCEED and PAYMENT_DELAY_MS are parsed, and refused when malformed', async (t) => {

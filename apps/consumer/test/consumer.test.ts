@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { countLedgerCharges, findPaymentByOrderId, listStatusHistory, recordLedgerEntry } from '@foodies/db';
 import { idempotencyKeyForOrder, stringifyJson } from '@foodies/domain';
 import { insertTestPayment, paymentRequest, stockConfirmedEvent, waitFor } from '@foodies/testkit';
-import { PgLedgerStore, SimulatedPaymentGateway } from '../src/payment/simulated-gateway.js';
+import { PgLedgerStore, SimulatedPaymentGateway } from '@foodies/gateway';
 import { countRows, harness } from './helpers.js';
 
 t.test('an event published on the exchange becomes a payment, an outbox event and an inbox row', async (t) => {
@@ -52,6 +52,8 @@ t.test(
       amount: '49.99',
       currency: 'USD',
       outcome: 'CHARGED',
+      type: 'CHARGE',
+      chargeKey: null,
       transactionId: 'txn-before-the-crash',
       failureCode: null,
       failureReason: null,

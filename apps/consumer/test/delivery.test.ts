@@ -7,7 +7,7 @@ import { TransientError } from '@foodies/platform';
 import { stockConfirmedEvent, waitFor } from '@foodies/testkit';
 import { classifyFailure } from '../src/delivery.js';
 import { PaymentInFlightError } from '../src/payment/charge.js';
-import type { PaymentGateway } from '../src/payment/gateway.js';
+import type { PaymentGateway } from '@foodies/gateway';
 import { countRows, harness } from './helpers.js';
 
 /** rabbitmq-client's errors, made as it makes them (its constructor is internal: code, message). */

@@ -7,7 +7,7 @@ import { TransientError } from '@foodies/platform';
 import { captureLogger, createTestDatabase, eventBody, newOrderId, paymentRequest, stockConfirmedEvent } from '@foodies/testkit';
 import { StockConfirmedHandler } from '../src/handler.js';
 import { PaymentCharger } from '../src/payment/charge.js';
-import { PgLedgerStore, SimulatedPaymentGateway } from '../src/payment/simulated-gateway.js';
+import { PgLedgerStore, SimulatedPaymentGateway } from '@foodies/gateway';
 import { countRows, dumpAllTables, outboxRows } from './helpers.js';
 
 function handlerFor(db: Db, alwaysSucceed = true, onEventIdReused?: (eventId: string, orderId: bigint, otherOrderId: bigint) => void) {

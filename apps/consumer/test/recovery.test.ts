@@ -4,7 +4,7 @@ import { claimPayment, countLedgerCharges, findLedgerEntry, findPaymentByOrderId
 import { idempotencyKeyForOrder } from '@foodies/domain';
 import { insertTestPayment, paymentRequest, stockConfirmedEvent, waitFor } from '@foodies/testkit';
 import type { ConsumerApp } from '../src/app.js';
-import { PgLedgerStore, SimulatedPaymentGateway } from '../src/payment/simulated-gateway.js';
+import { PgLedgerStore, SimulatedPaymentGateway } from '@foodies/gateway';
 import { countRows, crashAfterCharge, harness, testConsumerConfig, type Harness } from './helpers.js';
 
 const gatewayLimits = { GATEWAY_TIMEOUT_MS: 200, GATEWAY_MAX_ATTEMPTS: 2 };

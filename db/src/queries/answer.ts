@@ -105,9 +105,13 @@ export async function recordRejection(db: Db, rejection: OrderRejection, answer:
   return row!.n === 1;
 }
 
-/** A payment's final status and what comes with it (finalising leaves flight, so never PENDING or PROCESSING). */
+/**
+ * A payment's final status and what comes with it: finalising leaves flight, so never PENDING
+ * or PROCESSING, and never REFUNDED either (only a refund's own statement may enter it, with
+ * the refunded amount: queries/refunds.ts).
+ */
 export interface StatusChange {
-  status: Exclude<PaymentStatus, 'PENDING' | 'PROCESSING'>;
+  status: Extract<PaymentStatus, 'SUCCEEDED' | 'FAILED'>;
   transactionId?: string | null;
   failureReason?: string | null;
   failureCode?: PaymentFailureCode | null;
@@ -135,13 +139,14 @@ const FINALISE_SQL = `
 /**
  * Commits a payment's final status and its answer in one statement (one round trip, one
  * implicit transaction): the status moves only from an allowed predecessor
- * (ALLOWED_PREDECESSORS; a terminal status never changes except SUCCEEDED -> REFUNDED), and
+ * (ALLOWED_PREDECESSORS; a terminal status never changes except SUCCEEDED -> REFUNDED, a refund's), and
  * the answer rows are written only if it did. Returns false when the guard refused (another
  * writer got there first): then nothing is written.
  */
 export async function finalisePayment(db: Db, paymentId: bigint, change: StatusChange, answer: AnswerRows): Promise<boolean> {
+  // Past the type (a cast), any other status is refused here, not by a constraint violation.
+  if (change.status !== 'SUCCEEDED' && change.status !== 'FAILED') return false;
   const predecessors = ALLOWED_PREDECESSORS[change.status];
-  if (predecessors.length === 0) return false;
   const rows = await runStatement(db, FINALISE_SQL, [
     ...answerValues(answer),
     paymentId,

@@ -1,10 +1,15 @@
 import { runStatement, type Db } from '../executor.js';
 
-export type LedgerOutcome = 'CHARGED' | 'DECLINED' | 'VOIDED';
+export type LedgerOutcome = 'CHARGED' | 'DECLINED' | 'VOIDED' | 'REFUNDED';
+export type LedgerEntryType = 'CHARGE' | 'REFUND';
 
 export interface LedgerEntry {
   idempotencyKey: string;
-  orderId: bigint;
+  type: LedgerEntryType;
+  /** A refund's charge, by the key it was made under; null for a charge. */
+  chargeKey: string | null;
+  /** Null only for a refund key closed by a lookup (it names no order). */
+  orderId: bigint | null;
   amount: string | null;
   currency: string | null;
   outcome: LedgerOutcome;
@@ -15,7 +20,9 @@ export interface LedgerEntry {
 
 interface LedgerRow {
   idempotency_key: string;
-  order_id: bigint;
+  entry_type: string;
+  charge_key: string | null;
+  order_id: bigint | null;
   amount: string | null;
   currency: string | null;
   outcome: string;
@@ -27,6 +34,8 @@ interface LedgerRow {
 function toEntry(row: LedgerRow): LedgerEntry {
   return {
     idempotencyKey: row.idempotency_key,
+    type: row.entry_type as LedgerEntryType,
+    chargeKey: row.charge_key,
     orderId: row.order_id,
     amount: row.amount,
     currency: row.currency,
@@ -51,6 +60,8 @@ export async function recordLedgerEntry(db: Db, entry: LedgerEntry): Promise<Led
     entry.transactionId,
     entry.failureCode,
     entry.failureReason,
+    entry.type,
+    entry.chargeKey,
   ]);
   if (inserted) return toEntry(inserted);
   const existing = await findLedgerEntry(db, entry.idempotencyKey);
@@ -58,10 +69,11 @@ export async function recordLedgerEntry(db: Db, entry: LedgerEntry): Promise<Led
   return existing;
 }
 
-/** Fixed text: one charge per payment runs it (see runStatement). */
+/** Fixed text: one charge or refund runs it (see runStatement). */
 const RECORD_LEDGER_SQL = `
-  INSERT INTO gateway_ledger (idempotency_key, order_id, amount, currency, outcome, transaction_id, failure_code, failure_reason)
-  VALUES ($1::varchar, $2::int8, $3::numeric, $4::varchar, $5::varchar, $6::varchar, $7::varchar, $8::text)
+  INSERT INTO gateway_ledger (idempotency_key, order_id, amount, currency, outcome, transaction_id, failure_code, failure_reason,
+                              entry_type, charge_key)
+  VALUES ($1::varchar, $2::int8, $3::numeric, $4::varchar, $5::varchar, $6::varchar, $7::varchar, $8::text, $9::varchar, $10::varchar)
   ON CONFLICT (idempotency_key) DO NOTHING
   RETURNING *`;
 
@@ -78,4 +90,14 @@ const COUNT_CHARGES_SQL = `SELECT count(*)::int AS n FROM gateway_ledger WHERE o
 export async function countLedgerCharges(db: Db, orderId: bigint): Promise<number> {
   const [row] = await runStatement<{ n: number }>(db, COUNT_CHARGES_SQL, [orderId]);
   return row!.n;
+}
+
+const REFUNDED_SQL = `
+  SELECT coalesce(sum(amount), 0)::text AS total FROM gateway_ledger
+  WHERE charge_key = $1::varchar AND entry_type = 'REFUND' AND outcome = 'REFUNDED'`;
+
+/** What the gateway has given back of the charge made under `chargeKey`, as a NUMERIC string. */
+export async function sumLedgerRefunds(db: Db, chargeKey: string): Promise<string> {
+  const [row] = await runStatement<{ total: string }>(db, REFUNDED_SQL, [chargeKey]);
+  return row!.total;
 }

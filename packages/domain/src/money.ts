@@ -25,17 +25,17 @@ export type AmountCheck = { ok: true; amount: string } | { ok: false; reason: st
  * Trailing zeros beyond the minor units are accepted ("100.00" JPY is 100 yen); any other
  * digit there is not representable and is rejected, never rounded.
  */
-export function checkAmount(text: string, currency: string): AmountCheck {
+export function checkAmount(text: string, currency: string, field = 'totalAmount'): AmountCheck {
   const digits = currencyMinorUnits(currency);
   if (digits === undefined) {
     return { ok: false, reason: `unsupported currency '${currency}': not an ISO 4217 currency code` };
   }
   if (/^-\d/.test(text)) {
-    return { ok: false, reason: `totalAmount '${text}' must be greater than zero` };
+    return { ok: false, reason: `${field} '${text}' must be greater than zero` };
   }
   const match = PLAIN_DECIMAL.exec(text);
   if (!match) {
-    return { ok: false, reason: `totalAmount '${text}' is not a plain decimal number` };
+    return { ok: false, reason: `${field} '${text}' is not a plain decimal number` };
   }
   const integer = match[1]!.replace(/^0+(?=\d)/, '');
   const fraction = match[2] ?? '';
@@ -44,14 +44,14 @@ export function checkAmount(text: string, currency: string): AmountCheck {
   if (/[1-9]/.test(beyond)) {
     return {
       ok: false,
-      reason: `totalAmount '${text}' has more decimal places than ${currency} allows (${digits})`,
+      reason: `${field} '${text}' has more decimal places than ${currency} allows (${digits})`,
     };
   }
   if (integer.length > MAX_INTEGER_DIGITS) {
-    return { ok: false, reason: `totalAmount '${text}' exceeds the largest supported amount` };
+    return { ok: false, reason: `${field} '${text}' exceeds the largest supported amount` };
   }
   if (!/[1-9]/.test(integer + significant)) {
-    return { ok: false, reason: `totalAmount '${text}' must be greater than zero` };
+    return { ok: false, reason: `${field} '${text}' must be greater than zero` };
   }
   return { ok: true, amount: digits === 0 ? integer : `${integer}.${significant.padEnd(digits, '0')}` };
 }
@@ -61,4 +61,22 @@ export function formatStoredAmount(numeric: string, currency: string): string {
   const digits = currencyMinorUnits(currency) ?? 2;
   const [integer = '0', fraction = ''] = numeric.split('.');
   return digits === 0 ? integer : `${integer}.${fraction.slice(0, digits).padEnd(digits, '0')}`;
+}
+
+/** Scale of the NUMERIC(19,4) money columns: amounts are compared and summed as integers of 10^-4. */
+const SCALE = 4;
+
+/** A plain non-negative decimal ("49.99", "49.9900") as an integer count of 10^-4, for exact sums and comparisons. */
+export function toScaledAmount(decimal: string): bigint {
+  const match = PLAIN_DECIMAL.exec(decimal);
+  if (!match) throw new RangeError(`'${decimal}' is not a plain decimal number`);
+  const fraction = (match[2] ?? '').padEnd(SCALE, '0');
+  if (/[1-9]/.test(fraction.slice(SCALE))) throw new RangeError(`'${decimal}' has more than ${SCALE} decimal places`);
+  return BigInt(match[1]!) * 10n ** BigInt(SCALE) + BigInt(fraction.slice(0, SCALE));
+}
+
+/** The inverse of toScaledAmount, written in the currency's minor units (as formatStoredAmount). */
+export function formatScaledAmount(scaled: bigint, currency: string): string {
+  const text = scaled.toString().padStart(SCALE + 1, '0');
+  return formatStoredAmount(`${text.slice(0, -SCALE)}.${text.slice(-SCALE)}`, currency);
 }

@@ -1,4 +1,5 @@
 import type { LedgerEntry } from '@foodies/db';
+import { toScaledAmount } from '@foodies/domain';
 
 /** In-memory books for the simulated gateway in unit tests (the apps keep them in PostgreSQL). */
 export class MemoryLedgerStore {
@@ -11,6 +12,11 @@ export class MemoryLedgerStore {
   async find(key: string) {
     const entry = this.entries.get(key);
     return entry && { ...entry };
+  }
+  async refunded(chargeKey: string) {
+    let total = 0n;
+    for (const e of this.entries.values()) if (e.chargeKey === chargeKey && e.outcome === 'REFUNDED') total += toScaledAmount(e.amount!);
+    return `${total / 10_000n}.${(total % 10_000n).toString().padStart(4, '0')}`;
   }
   charges(orderId: bigint): number {
     return [...this.entries.values()].filter((e) => e.orderId === orderId && e.outcome === 'CHARGED').length;

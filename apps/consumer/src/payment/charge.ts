@@ -10,9 +10,18 @@ import {
   type OrderRejection,
 } from '@foodies/db';
 import { idempotencyKeyForOrder, isInFlight, type PaymentRecord, type ProcessPaymentRequest } from '@foodies/domain';
-import { backoffDelay, during, ServiceError, sleep, TransientError, type BackoffPolicy } from '@foodies/platform';
-import { GatewayUnavailableError, GatewayUnknownOutcomeError } from './gateway.js';
-import type { ChargeRequest, GatewayResult, LookupResult, PaymentGateway } from './gateway.js';
+import {
+  callUnderKey,
+  lookupWithin,
+  timedOut,
+  type CallObserver,
+  type ChargeRequest,
+  type GatewayResult,
+  type LookupResult,
+  type PaymentGateway,
+  type RetryPolicy,
+} from '@foodies/gateway';
+import { during, ServiceError, TransientError } from '@foodies/platform';
 
 /** Another consumer holds a live lease on this order's payment: retry after it finishes. */
 export class PaymentInFlightError extends TransientError {
@@ -49,18 +58,8 @@ export type ChargeAttempt =
   /** The order was answered by a rejection: never charged. */
   | { kind: 'AlreadyRejected'; rejection: OrderRejection };
 
-export interface ChargePolicy {
-  /** Charge calls under one key before resolving with lookup. */
-  maxAttempts: number;
-  /** A call without an answer after this many ms counts as an unknown outcome. */
-  attemptTimeoutMs: number;
-  backoff: BackoffPolicy;
-}
-
-export interface ChargeObserver {
-  onAttempt?(durationMs: number, outcome: 'success' | 'declined' | 'unavailable' | 'unknown'): void;
-  onRetry?(attempt: number, error: Error): void;
-}
+export type ChargePolicy = RetryPolicy;
+export type ChargeObserver = CallObserver;
 
 export interface PaymentChargerOptions {
   db: Db;
@@ -189,21 +188,13 @@ export class PaymentCharger {
   }
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new GatewayUnknownOutcomeError(`no answer from the gateway within ${ms} ms`, true)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
 /**
- * Charges under one idempotency key until the gateway answers. Transient failures and
- * unknown outcomes are retried with exponential backoff and jitter; declines are final.
- * When attempts run out, `lookup` decides: a charge found is the answer; none found (the
- * key is then closed) is a GATEWAY_ERROR or TIMEOUT decline. If lookup fails too, the
- * outcome stays unknown and GatewayUnknownOutcomeError propagates: the payment must stay
- * in flight, never be answered "failed" while the money may have moved.
+ * Charges under one idempotency key until the gateway answers (callUnderKey: transient
+ * failures and unknown outcomes retried with backoff; declines final). When attempts run
+ * out, `lookup` decides: a charge found is the answer; none found (the key is then closed)
+ * is a GATEWAY_ERROR or TIMEOUT decline. If lookup fails too, the outcome stays unknown and
+ * GatewayUnknownOutcomeError propagates: the payment must stay in flight, never be answered
+ * "failed" while the money may have moved.
  */
 export async function chargeWithRetry(
   gateway: PaymentGateway,
@@ -212,23 +203,13 @@ export async function chargeWithRetry(
   policy: ChargePolicy,
   observer: ChargeObserver = {},
 ): Promise<GatewayResult> {
-  let lastError: Error | undefined;
-  for (let attempt = 0; attempt < policy.maxAttempts; attempt++) {
-    if (lastError) {
-      observer.onRetry?.(attempt, lastError);
-      await sleep(backoffDelay(attempt - 1, policy.backoff));
-    }
-    const started = performance.now();
-    try {
-      const result = await withTimeout(gateway.charge(request, idempotencyKey), policy.attemptTimeoutMs);
-      observer.onAttempt?.(performance.now() - started, result.kind === 'Success' ? 'success' : 'declined');
-      return result;
-    } catch (err) {
-      if (!(err instanceof GatewayUnavailableError || err instanceof GatewayUnknownOutcomeError)) throw err;
-      observer.onAttempt?.(performance.now() - started, err instanceof GatewayUnavailableError ? 'unavailable' : 'unknown');
-      lastError = err;
-    }
-  }
+  const attempts = await callUnderKey(
+    () => gateway.charge(request, idempotencyKey),
+    (r) => r.kind === 'Success',
+    policy,
+    observer,
+  );
+  if (attempts.answered) return attempts.result;
   const lookup = await lookupCharge(
     gateway,
     idempotencyKey,
@@ -237,28 +218,18 @@ export async function chargeWithRetry(
     `charge outcome unknown after ${policy.maxAttempts} attempts and a failed lookup`,
   );
   if (lookup.found) return lookup.result;
-  const timedOut = lastError instanceof GatewayUnknownOutcomeError && lastError.timedOut;
-  return {
-    kind: 'Declined',
-    code: timedOut ? 'TIMEOUT' : 'GATEWAY_ERROR',
-    reason: timedOut ? 'Payment gateway timed out' : 'Payment gateway unavailable',
-  };
+  return timedOut(attempts)
+    ? { kind: 'Declined', code: 'TIMEOUT', reason: 'Payment gateway timed out' }
+    : { kind: 'Declined', code: 'GATEWAY_ERROR', reason: 'Payment gateway unavailable' };
 }
 
-/**
- * One lookup under the key, bounded by the attempt timeout. A lookup that fails or does not
- * answer leaves the outcome unknown: GatewayUnknownOutcomeError with `unknownMessage`.
- */
-export async function lookupCharge(
+/** One lookup of a charge under the key, bounded by the attempt timeout (lookupWithin). */
+export function lookupCharge(
   gateway: PaymentGateway,
   idempotencyKey: string,
   policy: Pick<ChargePolicy, 'attemptTimeoutMs'>,
   closeIfAbsent: boolean,
   unknownMessage = 'charge outcome unknown: the lookup failed',
 ): Promise<LookupResult> {
-  try {
-    return await withTimeout(gateway.lookup(idempotencyKey, { closeIfAbsent }), policy.attemptTimeoutMs);
-  } catch (err) {
-    throw new GatewayUnknownOutcomeError(unknownMessage, false, { cause: err });
-  }
+  return lookupWithin(() => gateway.lookup(idempotencyKey, { closeIfAbsent }), policy, unknownMessage);
 }

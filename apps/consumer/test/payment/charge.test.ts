@@ -1,7 +1,7 @@
 import t from 'tap';
 import { chargeWithRetry, type ChargePolicy } from '../../src/payment/charge.js';
-import { GatewayUnknownOutcomeError, type ChargeRequest, type PaymentGateway } from '../../src/payment/gateway.js';
-import { SimulatedPaymentGateway } from '../../src/payment/simulated-gateway.js';
+import { GatewayUnknownOutcomeError, type ChargeRequest, type PaymentGateway } from '@foodies/gateway';
+import { SimulatedPaymentGateway } from '@foodies/gateway';
 import { MemoryLedgerStore, newOrderId } from '@foodies/testkit';
 
 const policy: ChargePolicy = { maxAttempts: 4, attemptTimeoutMs: 100, backoff: { baseMs: 1, maxMs: 5 } };

@@ -1,8 +1,8 @@
 import t from 'tap';
 import { countLedgerCharges } from '@foodies/db';
 import { idempotencyKeyForOrder, type PaymentMethodInfo } from '@foodies/domain';
-import { GatewayUnavailableError, GatewayUnknownOutcomeError, type ChargeRequest } from '../../src/payment/gateway.js';
-import { PgLedgerStore, SimulatedPaymentGateway } from '../../src/payment/simulated-gateway.js';
+import { GatewayUnavailableError, GatewayUnknownOutcomeError, type ChargeRequest } from '@foodies/gateway';
+import { PgLedgerStore, SimulatedPaymentGateway } from '@foodies/gateway';
 import { createTestDatabase, MemoryLedgerStore, newOrderId } from '@foodies/testkit';
 
 const card = (cardLastFour: string): PaymentMethodInfo => ({

@@ -1,0 +1,4 @@
+export * from './gateway.js';
+export * from './retry.js';
+export * from './simulated-gateway.js';
+export * from './config.js';
