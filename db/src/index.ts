@@ -15,3 +15,5 @@ export * from './queries/ledger.js';
 export * from './queries/outbox.js';
 export * from './queries/outbox-replay.js';
 export * from './queries/retention.js';
+export * from './queries/refunds.js';
+export * from './queries/refund-requests.js';

@@ -1,22 +1,38 @@
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Connection } from 'rabbitmq-client';
 import { storableText } from '@foodies/domain';
 import { pingDatabase, type Db } from '@foodies/db';
 import { dependencyChecks, registerHealthRoutes } from '@foodies/platform';
-import { createAuthenticator } from './auth.js';
+import { createAuthenticator, requireRole, type Caller } from './auth.js';
 import type { AdminConfig } from './config.js';
 import { BadRequest, NotFound, replyWithError } from './errors.js';
+import type { Refunder } from './refunds/refunder.js';
 import { paymentRoutes } from './routes/payments.js';
-import { ErrorSchema, PaymentRecordSchema } from './schemas.js';
+import { refundRoutes } from './routes/refunds.js';
+import { ErrorSchema, PaymentRecordSchema, RefundSchema } from './schemas.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who called: set by authentication on every /payments* request. */
+    caller: Caller;
+  }
+  interface FastifyContextConfig {
+    /** The realm role a route needs: AUTH_REFUND_ROLE for 'refund', AUTH_ADMIN_ROLE otherwise. */
+    role?: 'refund';
+  }
+}
 
 export interface AdminAppOptions {
   config: AdminConfig;
   db: Db;
-  /** Checked by readiness only; the admin API publishes nothing. */
+  /** Checked by readiness only; the admin API publishes nothing (refund events leave through the outbox). */
   rabbit: Connection;
+  refunder: Refunder;
+  /** Where the app's metrics are registered (server.ts adds the refund metrics to it). */
+  registry: Registry;
 }
 
 /** The name of the first of `values` (a request's query or params) that PostgreSQL text cannot hold. */
@@ -35,9 +51,7 @@ function unstorableValue(values: unknown): string | undefined {
  * Order of checks on /payments*: rate limit, then authentication (so an unauthenticated
  * /payments/abc is 401, not 400), then validation, then the handler.
  */
-export const adminApp: FastifyPluginAsyncTypebox<AdminAppOptions> = async (app, { config, db, rabbit }) => {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+export const adminApp: FastifyPluginAsyncTypebox<AdminAppOptions> = async (app, { config, db, rabbit, refunder, registry }) => {
   const requests = new Counter({
     name: 'http_requests_total',
     help: 'Requests by route and status',
@@ -54,12 +68,14 @@ export const adminApp: FastifyPluginAsyncTypebox<AdminAppOptions> = async (app, 
 
   app.addSchema(PaymentRecordSchema);
   app.addSchema(ErrorSchema);
+  app.addSchema(RefundSchema);
   await app.register(swagger, {
     openapi: {
       info: {
         title: 'Foodies payment admin API',
         version: '1.0.0',
-        description: 'Admin queries over payments; Keycloak bearer tokens with the admin realm role.',
+        description:
+          'Admin queries over payments and refunds; Keycloak bearer tokens with the admin realm role (refunds: the refund role).',
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
     },
@@ -95,15 +111,17 @@ export const adminApp: FastifyPluginAsyncTypebox<AdminAppOptions> = async (app, 
     issuer: config.AUTH_ISSUER,
     jwksUrl: config.AUTH_JWKS_URL,
     audience: config.AUTH_AUDIENCE,
-    adminRole: config.AUTH_ADMIN_ROLE,
     clockToleranceS: config.AUTH_CLOCK_TOLERANCE_S,
     jwksCooldownMs: config.AUTH_JWKS_COOLDOWN_MS,
   });
   await app.register(async (admin) => {
     await admin.register(rateLimit, { max: config.RATE_LIMIT_MAX, timeWindow: config.RATE_LIMIT_WINDOW_MS, keyGenerator: (req) => req.ip });
+    admin.decorateRequest('caller', null as unknown as Caller);
     admin.addHook('onRequest', async (request) => {
       const caller = await authenticate(request.headers.authorization);
       request.log = request.log.child({ caller: caller.subject });
+      requireRole(caller, request.routeOptions.config.role === 'refund' ? config.AUTH_REFUND_ROLE : config.AUTH_ADMIN_ROLE);
+      request.caller = caller;
     });
     // PostgreSQL text holds neither NUL nor a lone surrogate: such a value is the caller's error, not a 500.
     admin.addHook('preValidation', async (request) => {
@@ -116,5 +134,6 @@ export const adminApp: FastifyPluginAsyncTypebox<AdminAppOptions> = async (app, 
       }
     });
     await admin.register(paymentRoutes, { db });
+    await admin.register(refundRoutes, { db, refunder });
   });
 };

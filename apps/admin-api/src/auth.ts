@@ -21,7 +21,6 @@ export interface AuthOptions {
   issuer: string;
   jwksUrl: string;
   audience?: string;
-  adminRole: string;
   clockToleranceS: number;
   /** Least time between refetches triggered by an unknown key id (rotation), ms. */
   jwksCooldownMs: number;
@@ -29,8 +28,8 @@ export interface AuthOptions {
 
 /**
  * Verifies Keycloak-issued RS256 access tokens against the issuer's JWKS (jose: fetched
- * lazily, cached, refetched when a token names an unknown key id) and requires the admin
- * realm role. A JWKS that cannot be fetched means we cannot tell: 503, not 401.
+ * lazily, cached, refetched when a token names an unknown key id); each route then requires
+ * its realm role (requireRole). A JWKS that cannot be fetched means we cannot tell: 503, not 401.
  */
 export function createAuthenticator(options: AuthOptions): (authorization: string | undefined) => Promise<Caller> {
   const jwks = createRemoteJWKSet(new URL(options.jwksUrl), {
@@ -64,9 +63,13 @@ export function createAuthenticator(options: AuthOptions): (authorization: strin
       subject: String(payload.sub ?? ''),
       roles: Array.isArray(roles) ? roles.filter((r): r is string => typeof r === 'string') : [],
     };
-    if (!caller.roles.includes(options.adminRole)) throw new AuthError(403, `the '${options.adminRole}' role is required`);
     return caller;
   };
+}
+
+/** 403 unless the caller holds the realm role. */
+export function requireRole(caller: Caller, role: string): void {
+  if (!caller.roles.includes(role)) throw new AuthError(403, `the '${role}' role is required`);
 }
 
 function isFetchFailure(err: unknown): boolean {

@@ -1,5 +1,13 @@
 import { Type, type TLiteral, type TSchema, type TUnion } from '@sinclair/typebox';
-import { CARD_BRANDS, formatInstant, PAYMENT_METHOD_TYPES, PAYMENT_STATUSES, type PaymentRecord } from '@foodies/domain';
+import {
+  CARD_BRANDS,
+  formatInstant,
+  PAYMENT_METHOD_TYPES,
+  PAYMENT_STATUSES,
+  REFUND_STATUSES,
+  type PaymentRecord,
+  type RefundRecord,
+} from '@foodies/domain';
 
 /** One of `values`; the static type is their union (PaymentStatus for PAYMENT_STATUSES). */
 const Enum = <T extends string>(values: readonly T[]): TUnion<Array<TLiteral<T>>> => Type.Union(values.map((v) => Type.Literal(v)));
@@ -28,8 +36,42 @@ export const PaymentRecordSchema = Type.Object(
     failureReason: Nullable(Type.String()),
     createdAt: Type.String({ format: 'date-time' }),
     processedAt: Nullable(Type.String({ format: 'date-time' })),
+    refundedAmount: Type.String({
+      description: 'what succeeded refunds gave back, decimal string in the currency minor units',
+      examples: ['0.00'],
+    }),
   },
   { $id: 'PaymentRecord' },
+);
+
+export const RefundSchema = Type.Object(
+  {
+    id: Int64('64-bit refund id'),
+    orderId: Int64('64-bit order id'),
+    paymentId: Int64('64-bit payment id'),
+    amount: Type.String({ description: 'decimal string in the payment currency minor units', examples: ['5.50'] }),
+    currency: Type.String({ description: 'ISO 4217 code, the payment currency' }),
+    status: Enum(REFUND_STATUSES),
+    reason: Nullable(Type.String()),
+    failureReason: Nullable(Type.String({ description: 'why the gateway declined it (FAILED only)' })),
+    createdAt: Type.String({ format: 'date-time' }),
+    processedAt: Nullable(Type.String({ format: 'date-time', description: 'null while PENDING' })),
+  },
+  { $id: 'Refund' },
+);
+
+/** 1–255 printable ASCII characters (Stripe's limit). */
+export const IdempotencyKeyHeader = Type.String({
+  pattern: '^[\\x20-\\x7e]{1,255}$',
+  description: 'client-chosen key, 1-255 printable characters; the same key with the same body returns the first answer',
+});
+
+export const RefundBodySchema = Type.Object(
+  {
+    amount: Type.Optional(Type.String({ maxLength: 64, description: 'decimal string; defaults to all that remains', examples: ['5.50'] })),
+    reason: Type.Optional(Type.String({ minLength: 1, maxLength: 500, examples: ['missing item'] })),
+  },
+  { additionalProperties: false },
 );
 
 export const ErrorSchema = Type.Object(
@@ -67,5 +109,21 @@ export function toPaymentDto(record: PaymentRecord) {
     failureReason: record.failureReason,
     createdAt: formatInstant(record.createdAt),
     processedAt: record.processedAt && formatInstant(record.processedAt),
+    refundedAmount: record.refundedAmount,
+  };
+}
+
+export function toRefundDto(refund: RefundRecord) {
+  return {
+    id: refund.id,
+    orderId: refund.orderId,
+    paymentId: refund.paymentId,
+    amount: refund.amount,
+    currency: refund.currency,
+    status: refund.status,
+    reason: refund.reason,
+    failureReason: refund.failureReason,
+    createdAt: formatInstant(refund.createdAt),
+    processedAt: refund.processedAt && formatInstant(refund.processedAt),
   };
 }

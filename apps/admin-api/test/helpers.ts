@@ -2,7 +2,7 @@ import http from 'node:http';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload, type CryptoKey } from 'jose';
 import { captureLogger, createTestDatabase, TEST_RABBIT, type Teardown, type TestDatabase, testDbEnv } from '@foodies/testkit';
 import { loadAdminConfig, type AdminConfig } from '../src/config.js';
-import { buildAdminServer, type AdminServer } from '../src/server.js';
+import { buildAdminServer, type AdminOverrides, type AdminServer } from '../src/server.js';
 
 export const ISSUER = 'http://keycloak.test/realms/foodies-keycloak';
 
@@ -63,9 +63,13 @@ export function adminConfig(database: TestDatabase, jwksUrl: string, overrides: 
   };
 }
 
-export async function startAdmin(t: Teardown, config: AdminConfig): Promise<{ admin: AdminServer; lines: string[] }> {
+export async function startAdmin(
+  t: Teardown,
+  config: AdminConfig,
+  overrides: AdminOverrides = {},
+): Promise<{ admin: AdminServer; lines: string[] }> {
   const { logger, lines } = captureLogger('info');
-  const admin = await buildAdminServer(config, logger);
+  const admin = await buildAdminServer(config, logger, overrides);
   t.teardown(() => admin.close());
   return { admin, lines };
 }

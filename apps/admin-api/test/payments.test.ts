@@ -39,6 +39,7 @@ t.test('admin payment queries', async (t) => {
         'failureReason',
         'createdAt',
         'processedAt',
+        'refundedAmount',
       ]);
       t.equal(body.id, String(record.id), 'id exact');
       t.equal(body.orderId, String(record.orderId), 'orderId exact, even beyond 2^53');
@@ -51,12 +52,14 @@ t.test('admin payment queries', async (t) => {
       t.equal(body.failureReason, record.failureReason);
       t.equal(body.createdAt, formatInstant(record.createdAt));
       t.equal(body.processedAt, record.processedAt && formatInstant(record.processedAt));
+      t.equal(body.refundedAmount, record.refundedAmount, 'refundedAmount, in the currency minor units');
     }
     t.match(JSON.parse((await get(`/payments/${succeeded.orderId}`)).body.replace(/:(\d{16,})/g, ':"$1"')), {
       amount: '49.99',
       transactionId: 'txn_abc123',
       failureReason: null,
       processedAt: '2024-01-15T10:30:01Z',
+      refundedAmount: '0.00',
     });
     t.match((await get(`/payments/${failed.orderId}`)).json(), {
       amount: '100',
@@ -65,6 +68,7 @@ t.test('admin payment queries', async (t) => {
       transactionId: null,
       failureReason: 'Card declined',
       processedAt: '2024-01-15T10:30:02.500Z',
+      refundedAmount: '0',
     });
   });
 

@@ -33,6 +33,7 @@ export function toPaymentRecord(row: PaymentRow): PaymentRecord {
     failureCode: row.failure_code as PaymentFailureCode | null,
     createdAt: row.created_at,
     processedAt: row.processed_at,
+    refundedAmount: formatStoredAmount(row.refunded_amount, row.currency),
     leaseExpiresAt: row.lease_expires_at,
   };
 }

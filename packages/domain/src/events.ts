@@ -11,12 +11,14 @@ export const EVENT_NAMES = {
   stockConfirmed: 'OrderStockConfirmedEvent',
   paymentSucceeded: 'OrderPaymentSucceededEvent',
   paymentFailed: 'OrderPaymentFailedEvent',
+  paymentRefunded: 'OrderPaymentRefundedEvent',
 } as const;
 
 export const ROUTING_KEYS = {
   stockConfirmed: 'order.stock-confirmed',
   paymentSucceeded: 'payment.succeeded',
   paymentFailed: 'payment.failed',
+  paymentRefunded: 'payment.refunded',
 } as const;
 
 /**
@@ -93,6 +95,36 @@ export const OrderPaymentFailedEventSchema = Type.Object(
   },
   { additionalProperties: false },
 );
+
+/** A finished refund (routing key payment.refunded), written by the admin API with the refund's final state. */
+export const OrderPaymentRefundedEventSchema = Type.Object(
+  {
+    eventId: Uuid,
+    orderId: Int64Id,
+    paymentId: Int64Id,
+    refundId: Int64Id,
+    amount: Type.String({ pattern: '^\\d+(\\.\\d+)?$' }),
+    currency: Type.String({ minLength: 3, maxLength: 3 }),
+    refundedTotal: Type.String({ pattern: '^\\d+(\\.\\d+)?$' }),
+    fullyRefunded: Type.Boolean(),
+    processedAt: IsoInstant,
+  },
+  { additionalProperties: false },
+);
+
+export interface OrderPaymentRefundedEvent {
+  eventId: string;
+  orderId: bigint;
+  paymentId: bigint;
+  refundId: bigint;
+  /** This refund's amount, in the currency's minor units. */
+  amount: string;
+  currency: string;
+  /** Everything refunded of the payment so far, this refund included. */
+  refundedTotal: string;
+  fullyRefunded: boolean;
+  processedAt: string;
+}
 
 export interface OrderPaymentSucceededEvent {
   eventId: string;

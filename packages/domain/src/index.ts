@@ -5,3 +5,4 @@ export * from './incoming.js';
 export * from './json.js';
 export * from './card-secrets.js';
 export * from './instant.js';
+export * from './refund.js';

@@ -67,6 +67,8 @@ export interface PaymentRecord {
   failureCode: PaymentFailureCode | null;
   createdAt: Date;
   processedAt: Date | null;
+  /** What its succeeded refunds gave back, in the currency's minor units ("0.00" when none). */
+  refundedAmount: string;
   /** While in flight: until when its current holder owns it (the database's clock). Not part of the API. */
   leaseExpiresAt?: Date | null;
 }

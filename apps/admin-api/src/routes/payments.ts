@@ -1,23 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { findPaymentById, findPaymentByOrderId, listPayments, type Db } from '@foodies/db';
-import { BadRequest, NotFound } from '../errors.js';
+import { NotFound } from '../errors.js';
 import { ErrorSchema, IdParam, ListQuerySchema, PaymentPageSchema, PaymentRecordSchema, toPaymentDto } from '../schemas.js';
-
-const INT64_MAX = 9223372036854775807n;
-const errors = {
-  400: Type.Ref(ErrorSchema),
-  401: Type.Ref(ErrorSchema),
-  403: Type.Ref(ErrorSchema),
-  429: Type.Ref(ErrorSchema),
-  503: Type.Ref(ErrorSchema),
-};
-
-function parseId(text: string, name: string): bigint {
-  const id = BigInt(text);
-  if (id > INT64_MAX) throw new BadRequest(`${name} must be a positive 64-bit integer`);
-  return id;
-}
+import { commonErrors as errors, parseId } from './common.js';
 
 /**
  * Admin payment queries; params and query are typed from their schemas. Registered inside the
