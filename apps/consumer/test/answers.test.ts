@@ -17,6 +17,7 @@ const record = (overrides: Partial<PaymentRecord>): PaymentRecord => ({
   failureCode: null,
   createdAt: new Date('2026-01-01T00:00:00Z'),
   processedAt: new Date('2026-01-01T00:00:01.5Z'),
+  refundedAmount: '0',
   ...overrides,
 });
 
