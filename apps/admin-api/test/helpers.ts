@@ -1,6 +1,18 @@
 import http from 'node:http';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload, type CryptoKey } from 'jose';
-import { captureLogger, createTestDatabase, TEST_RABBIT, type Teardown, type TestDatabase, testDbEnv } from '@foodies/testkit';
+import { sql } from 'kysely';
+import { recordLedgerEntry, type Db } from '@foodies/db';
+import { idempotencyKeyForOrder, type PaymentRecord } from '@foodies/domain';
+import {
+  captureLogger,
+  createTestDatabase,
+  insertTestPayment,
+  paymentRequest,
+  TEST_RABBIT,
+  type Teardown,
+  type TestDatabase,
+  testDbEnv,
+} from '@foodies/testkit';
 import { loadAdminConfig, type AdminConfig } from '../src/config.js';
 import { buildAdminServer, type AdminOverrides, type AdminServer } from '../src/server.js';
 
@@ -75,3 +87,30 @@ export async function startAdmin(
 }
 
 export { createTestDatabase };
+
+/**
+ * A SUCCEEDED payment as the consumer leaves it, and its charge in the simulated gateway's
+ * books (a refund of a charge the gateway does not know is declined).
+ */
+export async function chargedPayment(
+  db: Db,
+  overrides: { amount?: string; currency?: string; orderId?: bigint } = {},
+): Promise<PaymentRecord & { transactionId: string }> {
+  const payment = await insertTestPayment(db, paymentRequest(overrides));
+  const transactionId = `txn_test_${payment.id}`;
+  await sql`UPDATE payments SET status = 'SUCCEEDED', transaction_id = ${transactionId}, processed_at = now()
+            WHERE id = ${payment.id}`.execute(db);
+  await recordLedgerEntry(db, {
+    idempotencyKey: idempotencyKeyForOrder(payment.orderId),
+    type: 'CHARGE',
+    chargeKey: null,
+    orderId: payment.orderId,
+    amount: payment.amount,
+    currency: payment.currency,
+    outcome: 'CHARGED',
+    transactionId,
+    failureCode: null,
+    failureReason: null,
+  });
+  return { ...payment, status: 'SUCCEEDED', transactionId };
+}
