@@ -19,6 +19,11 @@ export const refundRoutes: FastifyPluginAsyncTypebox<{ db: Db; refunder: Refunde
     '/payments/:orderId/refunds',
     {
       config: { role: 'refund' },
+      // Before validation, which would coerce a JSON number to a string: money is never a float on the way in.
+      preValidation: async (request) => {
+        const amount = (request.body as { amount?: unknown } | null)?.amount;
+        if (typeof amount === 'number') throw new BadRequest('body/amount must be a decimal string like "5.50", not a JSON number');
+      },
       schema: {
         summary: "Refunds an order's payment, in part or in full",
         description:
