@@ -43,7 +43,7 @@ const INSERT_SQL = `
 
 /**
  * Remembers a key with its answer, in the transaction that made the answer. A key taken
- * meanwhile by a concurrent request fails with a unique violation (refund_requests_pkey),
+ * meanwhile by a concurrent request fails with a unique violation (isTakenRefundKey),
  * which rolls the whole answer back: the caller then answers from the key's first use.
  */
 export async function insertRefundRequest(db: Db, key: RefundRequestKey): Promise<void> {
@@ -101,8 +101,11 @@ export async function lockPaymentForRefund(db: Db, orderId: bigint): Promise<Ref
   );
 }
 
+/** The unique constraints a key taken by a concurrent request trips: its request's, or its refund's. */
+const KEY_CONSTRAINTS = new Set(['refund_requests_pkey', 'refunds_idempotency_key_key']);
+
 /** Whether `err` is the unique violation of a key taken by a concurrent request. */
 export function isTakenRefundKey(err: unknown): boolean {
   const e = err as { code?: string; constraint?: string } | null;
-  return e?.code === '23505' && e.constraint === 'refund_requests_pkey';
+  return e?.code === '23505' && KEY_CONSTRAINTS.has(e.constraint ?? '');
 }
