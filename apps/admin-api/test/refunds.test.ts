@@ -13,12 +13,7 @@ t.test('refunds through the admin API', async (t) => {
   const adminToken = `Bearer ${await token(key)}`;
   let nextKey = 0;
   /** `idempotencyKey` null sends none; absent, a fresh one. */
-  const post = (
-    orderId: bigint | string,
-    body: unknown,
-    idempotencyKey: string | null = `key-${++nextKey}`,
-    authorization = adminToken,
-  ) =>
+  const post = (orderId: bigint | string, body: unknown, idempotencyKey: string | null = `key-${++nextKey}`, authorization = adminToken) =>
     admin.app.inject({
       method: 'POST',
       url: `/payments/${orderId}/refunds`,
