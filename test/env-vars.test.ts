@@ -35,6 +35,7 @@ function variablesReadByCode(): Set<string> {
     'db/src',
     'packages/domain/src',
     'packages/platform/src',
+    'packages/gateway/src',
     'packages/testkit/src',
     'apps/consumer/src',
     'apps/outbox-relay/src',
