@@ -1,8 +1,14 @@
 import t from 'tap';
-import { countLedgerCharges } from '@foodies/db';
+import { countLedgerCharges, runStatement } from '@foodies/db';
 import { idempotencyKeyForOrder, type PaymentMethodInfo } from '@foodies/domain';
-import { GatewayUnavailableError, GatewayUnknownOutcomeError, type ChargeRequest } from '@foodies/gateway';
-import { PgLedgerStore, SimulatedPaymentGateway } from '@foodies/gateway';
+import {
+  GatewayUnavailableError,
+  GatewayUnknownOutcomeError,
+  PgLedgerStore,
+  SimulatedPaymentGateway,
+  type ChargeRequest,
+  type RefundRequest,
+} from '@foodies/gateway';
 import { createTestDatabase, MemoryLedgerStore, newOrderId } from '@foodies/testkit';
 
 const card = (cardLastFour: string): PaymentMethodInfo => ({
@@ -92,4 +98,81 @@ t.test('lookup tells what happened under a key and closes an unused key', async 
   const late = await gateway.charge(unused, key(unused));
   t.equal(late.kind, 'Declined', 'a request arriving after the lookup cannot charge');
   t.equal(ledger.charges(unused.orderId), 0);
+});
+
+t.test('refunds against the books', async (t) => {
+  const { db } = await createTestDatabase(t);
+  const gateway = new SimulatedPaymentGateway({ alwaysSucceed: true, processingDelayMs: 0 }, new PgLedgerStore(db));
+  const charged = async (amount = '49.99') => {
+    const req = { ...charge(), amount };
+    const answer = await gateway.charge(req, key(req));
+    if (answer.kind !== 'Success') throw new Error('not charged');
+    return (amount: string, currency = 'USD'): RefundRequest => ({
+      chargeKey: key(req),
+      transactionId: answer.transactionId,
+      orderId: req.orderId,
+      amount,
+      currency,
+    });
+  };
+  const refunded = async (orderId: bigint) =>
+    (
+      await runStatement<{ n: number }>(
+        db,
+        `SELECT count(*)::int AS n FROM gateway_ledger WHERE order_id = $1::int8 AND outcome = 'REFUNDED'`,
+        [orderId],
+      )
+    )[0]!.n;
+
+  t.test('one refund per key, whatever the retries; a refund id like a provider gives', async (t) => {
+    const refund = await charged();
+    const req = refund('10.00');
+    const answers = await Promise.all(Array.from({ length: 6 }, () => gateway.refund(req, 'refund-1-a')));
+    t.equal(new Set(answers.map((a) => (a.kind === 'Refunded' ? a.refundId : a.kind))).size, 1);
+    t.match(answers[0], { kind: 'Refunded', refundId: /^re_[0-9a-f-]{36}$/ });
+    t.equal(await refunded(req.orderId), 1);
+    t.same(await gateway.lookupRefund('refund-1-a'), { found: true, result: answers[0] });
+  });
+
+  t.test('declines: an unknown charge, another currency, more than is left', async (t) => {
+    const refund = await charged('10.00');
+    t.match(await gateway.refund({ ...refund('1.00'), chargeKey: 'order-1' }, 'refund-2-a'), {
+      kind: 'Declined',
+      reason: 'no charge under order-1',
+    });
+    t.match(await gateway.refund(refund('1.00', 'EUR'), 'refund-2-b'), {
+      kind: 'Declined',
+      reason: "currency EUR differs from the charge's USD",
+    });
+    t.match(await gateway.refund(refund('6.00'), 'refund-2-c'), { kind: 'Refunded' });
+    t.match(await gateway.refund(refund('4.01'), 'refund-2-d'), {
+      kind: 'Declined',
+      reason: 'refund exceeds the amount left on the charge',
+    });
+    t.match(await gateway.refund(refund('4.00'), 'refund-2-e'), { kind: 'Refunded' });
+  });
+
+  t.test('faults apply to refunds: unavailable refunds nothing, a lost answer refunds once', async (t) => {
+    const refund = await charged();
+    const req = refund('1.00');
+    gateway.injectFaults({ kind: 'unavailable' }, { kind: 'lostAnswer' });
+    await t.rejects(gateway.refund(req, 'refund-3-a'), GatewayUnavailableError);
+    t.equal(await refunded(req.orderId), 0);
+    await t.rejects(gateway.refund(req, 'refund-3-a'), GatewayUnknownOutcomeError);
+    t.equal(await refunded(req.orderId), 1, 'refunded though the answer was lost');
+    t.match(await gateway.refund(req, 'refund-3-a'), { kind: 'Refunded' });
+    t.equal(await refunded(req.orderId), 1);
+  });
+
+  t.test('lookupRefund closes an unused key, unless told only to look', async (t) => {
+    const refund = await charged();
+    t.same(await gateway.lookupRefund('refund-4-a', { closeIfAbsent: false }), { found: false });
+    t.match(await gateway.refund(refund('1.00'), 'refund-4-a'), { kind: 'Refunded' }, 'looking only left the key usable');
+    t.same(await gateway.lookupRefund('refund-4-b'), { found: false });
+    t.match(
+      await gateway.refund(refund('1.00'), 'refund-4-b'),
+      { kind: 'Declined', reason: /voided/ },
+      'a late request cannot refund after a closing lookup',
+    );
+  });
 });
