@@ -3,8 +3,7 @@ import { claimPayment, findPaymentByOrderId, type Db } from '@foodies/db';
 import { createTestDatabase, MemoryLedgerStore, paymentRequest, type Teardown } from '@foodies/testkit';
 import { commitCharge, type Committed } from '../../src/answers.js';
 import { PaymentCharger, PaymentInFlightError } from '../../src/payment/charge.js';
-import type { PaymentGateway } from '@foodies/gateway';
-import { SimulatedPaymentGateway } from '@foodies/gateway';
+import { SimulatedPaymentGateway, type PaymentGateway } from '@foodies/gateway';
 import type { ProcessPaymentRequest } from '@foodies/domain';
 
 const chargePolicy = { maxAttempts: 3, attemptTimeoutMs: 200, backoff: { baseMs: 1, maxMs: 2 } };

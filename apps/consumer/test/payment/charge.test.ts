@@ -1,7 +1,6 @@
 import t from 'tap';
 import { chargeWithRetry, type ChargePolicy } from '../../src/payment/charge.js';
-import { GatewayUnknownOutcomeError, type ChargeRequest, type PaymentGateway } from '@foodies/gateway';
-import { SimulatedPaymentGateway } from '@foodies/gateway';
+import { GatewayUnknownOutcomeError, SimulatedPaymentGateway, type ChargeRequest, type PaymentGateway } from '@foodies/gateway';
 import { MemoryLedgerStore, newOrderId } from '@foodies/testkit';
 
 const policy: ChargePolicy = { maxAttempts: 4, attemptTimeoutMs: 100, backoff: { baseMs: 1, maxMs: 5 } };
