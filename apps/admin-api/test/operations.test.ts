@@ -56,6 +56,23 @@ t.test('probes, docs, metrics and limits', async (t) => {
     t.ok(doc.paths['/payments/{orderId}'], 'payment by order');
     t.ok(doc.paths['/payments/by-id/{paymentId}'], 'payment by id');
     t.ok(doc.paths['/payments'], 'listing');
+    const refunds = doc.paths['/payments/{orderId}/refunds'];
+    t.same(Object.keys(refunds.post.responses).sort(), ['201', '202', '400', '401', '403', '404', '409', '422', '429', '503']);
+    t.match(
+      refunds.post.parameters.find((p: { in: string }) => p.in === 'header'),
+      { name: 'idempotency-key', required: true },
+      'the Idempotency-Key header',
+    );
+    t.match(refunds.post.requestBody.content['application/json'].schema.properties, {
+      amount: { type: 'string' },
+      reason: { type: 'string' },
+    });
+    t.ok(refunds.get.responses['200'], 'refund listing');
+    const schemaOf = (response: { content: Record<string, { schema: { $ref: string } }> }) =>
+      doc.components.schemas[response.content['application/json']!.schema.$ref.split('/').pop()!];
+    t.match(schemaOf(refunds.post.responses['201']).properties, { amount: { type: 'string' }, status: { anyOf: Array }, processedAt: {} });
+    t.same(schemaOf(refunds.post.responses['202']), schemaOf(refunds.post.responses['201']), '202 answers the same refund shape');
+    t.match(schemaOf(doc.paths['/payments/{orderId}'].get.responses['200']).properties, { refundedAmount: { type: 'string' } });
     t.ok(doc.components.securitySchemes.bearer);
     t.same((await admin.app.inject({ url: '/docs/json' })).json(), doc);
   });
