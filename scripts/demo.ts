@@ -3,13 +3,23 @@
  * happened to each: the payment status, the failure code, the result events seen on
  * payment.* and whether the message was dead-lettered. Run it beside `npm start` with
  * PAYMENT_ALWAYS_SUCCEED=false to see the declines. Uses the service's DB_* and RABBITMQ_*.
+ *
+ * Then it refunds the paid order through the admin API, once in part and once in full, and
+ * waits for the two payment.refunded events. The admin API runs in this process: no Keycloak
+ * runs locally, so the demo serves a throwaway signing key of its own and signs itself an
+ * admin token; the refunds go through the real routes (authentication, Idempotency-Key, the
+ * refund rules) and the real relay publishes their events.
  */
 import { randomUUID } from 'node:crypto';
+import http from 'node:http';
 import { Type } from '@sinclair/typebox';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import type { Publisher } from 'rabbitmq-client';
 import { countLedgerCharges, createDb, findPaymentByOrderId, findOrderRejection } from '@foodies/db';
 import { parseJsonExact, stringifyJson } from '@foodies/domain';
 import { createLogger, createRabbit, DatabaseEnv, loadConfig, pgConnectionFromEnv, RabbitEnv } from '@foodies/platform';
+import { loadAdminConfig } from '../apps/admin-api/src/config.js';
+import { buildAdminServer } from '../apps/admin-api/src/server.js';
 
 const config = loadConfig(
   Type.Object({
@@ -91,13 +101,14 @@ async function main(): Promise<number> {
   const consumer = rabbit.createConsumer({ queue: results, queueOptions: { exclusive: true } }, async (msg) => {
     const body = parseJsonExact((msg.body as Buffer).toString()) as { orderId: number | bigint };
     const orderId = BigInt(body.orderId);
-    seen.set(orderId, [...(seen.get(orderId) ?? []), msg.routingKey === 'payment.succeeded' ? 'succeeded' : 'failed']);
+    seen.set(orderId, [...(seen.get(orderId) ?? []), msg.routingKey.replace(/^payment\./, '')]);
   });
   await new Promise<void>((resolve) => consumer.once('ready', () => resolve()));
 
   const publisher = rabbit.createPublisher({ confirm: true });
   try {
-    return await publishAndReport(publisher, dlqBefore, seen);
+    const answered = await publishAndReport(publisher, dlqBefore, seen);
+    return answered === 0 ? await refundAndReport(seen) : answered;
   } finally {
     await consumer.close();
     await publisher.close();
@@ -140,16 +151,7 @@ async function publishAndReport(publisher: Publisher, dlqBefore: number, seen: M
       order.expectDlq ? (dlqAfter > dlqBefore ? `yes (${dlq})` : 'not seen') : 'no',
     ]);
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const [i, row] of rows.entries()) {
-    process.stdout.write(
-      `${row
-        .map((cell, j) => cell.padEnd(widths[j]!))
-        .join('  ')
-        .trimEnd()}\n`,
-    );
-    if (i === 0) process.stdout.write(`${widths.map((w) => '-'.repeat(w)).join('  ')}\n`);
-  }
+  printTable(rows);
   process.stdout.write(
     '\nA duplicate event gets no second answer; a new event for a paid order gets the recorded outcome again (one charge);\n' +
       'an invalid order is answered "failed" without a charge; a body that is not an event goes to the dead-letter queue.\n',
@@ -167,6 +169,89 @@ async function publishAndReport(publisher: Publisher, dlqBefore: number, seen: M
     return 1;
   }
   return 0;
+}
+
+function printTable(rows: string[][]): void {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const [i, row] of rows.entries()) {
+    process.stdout.write(
+      `${row
+        .map((cell, j) => cell.padEnd(widths[j]!))
+        .join('  ')
+        .trimEnd()}\n`,
+    );
+    if (i === 0) process.stdout.write(`${widths.map((w) => '-'.repeat(w)).join('  ')}\n`);
+  }
+}
+
+/** A JWKS endpoint for a throwaway key, and an admin token signed with it (no Keycloak runs locally). */
+async function demoAuthority(): Promise<{ issuer: string; jwksUrl: string; token: string; close: () => void }> {
+  const { privateKey, publicKey } = await generateKeyPair('RS256');
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'demo', alg: 'RS256', use: 'sig' };
+  const server = http.createServer((_req, res) =>
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] })),
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const issuer = `http://127.0.0.1:${(server.address() as { port: number }).port}/realms/foodies-keycloak`;
+  const token = await new SignJWT({ realm_access: { roles: ['admin'] } })
+    .setProtectedHeader({ alg: 'RS256', kid: 'demo' })
+    .setSubject('demo-admin')
+    .setIssuer(issuer)
+    .setIssuedAt()
+    .setExpirationTime('10m')
+    .sign(privateKey);
+  return { issuer, jwksUrl: `${issuer}/protocol/openid-connect/certs`, token, close: () => server.close() };
+}
+
+/** Refunds the paid order in part, then the rest, through the admin API; reports both and the events. */
+async function refundAndReport(seen: Map<bigint, string[]>): Promise<number> {
+  const orderId = base + 1n;
+  const authority = await demoAuthority();
+  const admin = await buildAdminServer(
+    loadAdminConfig({ ...process.env, AUTH_ISSUER: authority.issuer, AUTH_JWKS_URL: authority.jwksUrl, PORT: '0' }),
+    logger,
+  );
+  try {
+    const refund = (body: object) =>
+      admin.app.inject({
+        method: 'POST',
+        url: `/payments/${orderId}/refunds`,
+        headers: { authorization: `Bearer ${authority.token}`, 'idempotency-key': `demo-${randomUUID()}` },
+        payload: body,
+      });
+    const rows = [['order', 'refund', 'HTTP', 'refund status', 'amount', 'payment after', 'refunded total']];
+    for (const [label, body] of [
+      ['part: 20.00, missing item', { amount: '20.00', reason: 'missing item' }],
+      ['full: the rest', { reason: 'order cancelled' }],
+    ] as const) {
+      const res = await refund(body);
+      const answer = res.json() as { status?: string; amount?: string; message?: string };
+      const payment = await findPaymentByOrderId(db, orderId);
+      rows.push([
+        String(orderId),
+        label,
+        String(res.statusCode),
+        answer.status ?? answer.message ?? '-',
+        answer.amount ?? '-',
+        payment?.status ?? '-',
+        payment?.refundedAmount ?? '-',
+      ]);
+    }
+    const deadline = Date.now() + config.DEMO_TIMEOUT_MS;
+    const refunded = () => (seen.get(orderId) ?? []).filter((e) => e === 'refunded').length;
+    while (refunded() < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    process.stdout.write('\nrefunds through the admin API (in-process, see the header of scripts/demo.ts):\n\n');
+    printTable(rows);
+    process.stdout.write(`\npayment.refunded events for order ${orderId}: ${refunded()}\n`);
+    if (refunded() < 2) {
+      process.stdout.write(`the refund events did not arrive within ${config.DEMO_TIMEOUT_MS} ms: is the relay running?\n`);
+      return 1;
+    }
+    return 0;
+  } finally {
+    await admin.close();
+    authority.close();
+  }
 }
 
 try {

@@ -37,4 +37,8 @@ t.test('npm run demo prints what happened to each order', async (t) => {
   t.match(row('same event sent twice'), [/^\d+$/, String, 'SUCCEEDED', '-', '1', '1 succeeded']);
   t.match(row('invalid: 12.345 USD'), [/^\d+$/, String, 'REJECTED', 'UNKNOWN', '0', '1 failed', 'no']);
   t.match(row('poison: not JSON'), [/^\d+$/, String, '-', '-', '0', '-', /^yes/]);
+  // The paid order refunded through the admin API, in part and then in full.
+  t.match(row('part: 20.00, missing item'), [/^\d+$/, 'part: 20.00, missing item', '201', 'SUCCEEDED', '20.00', 'SUCCEEDED', '20.00']);
+  t.match(row('full: the rest'), [/^\d+$/, 'full: the rest', '201', 'SUCCEEDED', '29.99', 'REFUNDED', '49.99']);
+  t.match(run.output, /payment\.refunded events for order \d+: 2\n/);
 });
