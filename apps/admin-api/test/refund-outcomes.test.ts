@@ -10,6 +10,7 @@ import {
   type RefundRequest,
   type RefundResult,
 } from '@foodies/gateway';
+import type { Teardown } from '@foodies/testkit';
 import { adminConfig, chargedPayment, createTestDatabase, jwksServer, signingKey, startAdmin, token } from './helpers.js';
 import type { AdminOverrides, AdminServer } from '../src/server.js';
 
@@ -30,6 +31,20 @@ class TestGateway implements RefundGateway {
     }
     return this.simulated.lookupRefund(key, options);
   }
+}
+
+/** Makes the first insert into `table` fail (a statement dying at that line), until the test ends. */
+async function failFirstInsertInto(t: Teardown, db: Db, table: string): Promise<void> {
+  const name = `crash_${table}`;
+  await sql.raw(`CREATE SEQUENCE ${name}`).execute(db);
+  await sql
+    .raw(
+      `CREATE FUNCTION ${name}() RETURNS trigger AS $$ BEGIN
+       IF nextval('${name}') = 1 THEN RAISE EXCEPTION 'injected crash'; END IF; RETURN NEW; END; $$ LANGUAGE plpgsql`,
+    )
+    .execute(db);
+  await sql.raw(`CREATE TRIGGER ${name} BEFORE INSERT ON ${table} FOR EACH ROW EXECUTE FUNCTION ${name}()`).execute(db);
+  t.teardown(() => sql.raw(`DROP TRIGGER ${name} ON ${table}; DROP FUNCTION ${name}(); DROP SEQUENCE ${name}`).execute(db));
 }
 
 /** Runs `fn` once: the first call throws (a process dying at that line), later calls do nothing. */
@@ -200,17 +215,7 @@ t.test('refunds when the gateway, the database or the process fail', async (t) =
 
     t.test('inside the deciding transaction: nothing is kept, the key is free', async (t) => {
       const payment = await chargedPayment(db, { amount: '10.00' });
-      await sql`CREATE SEQUENCE crash_once`.execute(db);
-      await sql
-        .raw(
-          `CREATE FUNCTION crash_once() RETURNS trigger AS $$ BEGIN
-          IF nextval('crash_once') = 1 THEN RAISE EXCEPTION 'injected crash'; END IF; RETURN NEW; END; $$ LANGUAGE plpgsql`,
-        )
-        .execute(db);
-      await sql`CREATE TRIGGER crash_once BEFORE INSERT ON refund_requests FOR EACH ROW EXECUTE FUNCTION crash_once()`.execute(db);
-      t.teardown(() =>
-        sql.raw('DROP TRIGGER crash_once ON refund_requests; DROP FUNCTION crash_once(); DROP SEQUENCE crash_once').execute(db),
-      );
+      await failFirstInsertInto(t, db, 'refund_requests');
       const crashed = await post(main.admin, payment.orderId, {}, `tx-${payment.orderId}`);
       t.equal(crashed.statusCode, 500);
       t.match(await totals(payment.orderId), { pending: '0.0000', gateway: 0 }, 'the refund it created was rolled back with the key');
@@ -256,17 +261,7 @@ t.test('refunds when the gateway, the database or the process fail', async (t) =
 
     t.test('while committing the final state: rolled back whole, then finished by the sweep', async (t) => {
       const payment = await chargedPayment(db, { amount: '10.00' });
-      await sql`CREATE SEQUENCE crash_outbox`.execute(db);
-      await sql
-        .raw(
-          `CREATE FUNCTION crash_outbox() RETURNS trigger AS $$ BEGIN
-          IF nextval('crash_outbox') = 1 THEN RAISE EXCEPTION 'injected crash'; END IF; RETURN NEW; END; $$ LANGUAGE plpgsql`,
-        )
-        .execute(db);
-      await sql`CREATE TRIGGER crash_outbox BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION crash_outbox()`.execute(db);
-      t.teardown(() =>
-        sql.raw('DROP TRIGGER crash_outbox ON outbox; DROP FUNCTION crash_outbox(); DROP SEQUENCE crash_outbox').execute(db),
-      );
+      await failFirstInsertInto(t, db, 'outbox');
       t.equal((await post(main.admin, payment.orderId, {}, `commit-${payment.orderId}`)).statusCode, 500);
       const [refund] = await runStatement<{ status: string }>(db, 'SELECT status FROM refunds WHERE order_id = $1::int8', [
         payment.orderId,

@@ -114,23 +114,30 @@ export class SimulatedPaymentGateway implements PaymentGateway, RefundGateway {
   }
 
   async lookup(idempotencyKey: string, { closeIfAbsent = true }: { closeIfAbsent?: boolean } = {}): Promise<LookupResult> {
+    const entry = await this.findOrClose(idempotencyKey, closeIfAbsent, 'CHARGE', () => BigInt(idempotencyKey.replace(/^order-/, '')));
+    return !entry || entry.outcome === 'VOIDED' ? { found: false } : { found: true, result: toResult(entry) };
+  }
+
+  /**
+   * The entry under a key; when there is none and `close`, a VOIDED entry is recorded first, so
+   * a request still travelling cannot move money after we answered "failed". Undefined when
+   * there is none and the key was only looked at.
+   */
+  private async findOrClose(idempotencyKey: string, close: boolean, type: LedgerEntry['type'], orderIdOf: () => bigint | null) {
     const existing = await this.ledger.find(idempotencyKey);
-    if (!existing && !closeIfAbsent) return { found: false };
-    const entry =
-      existing ??
-      (await this.ledger.record({
-        idempotencyKey,
-        type: 'CHARGE',
-        chargeKey: null,
-        orderId: BigInt(idempotencyKey.replace(/^order-/, '')),
-        amount: null,
-        currency: null,
-        outcome: 'VOIDED',
-        transactionId: null,
-        failureCode: null,
-        failureReason: null,
-      }));
-    return entry.outcome === 'VOIDED' ? { found: false } : { found: true, result: toResult(entry) };
+    if (existing || !close) return existing;
+    return this.ledger.record({
+      idempotencyKey,
+      type,
+      chargeKey: null,
+      orderId: orderIdOf(),
+      amount: null,
+      currency: null,
+      outcome: 'VOIDED',
+      transactionId: null,
+      failureCode: null,
+      failureReason: null,
+    });
   }
 
   /**
@@ -173,23 +180,8 @@ export class SimulatedPaymentGateway implements PaymentGateway, RefundGateway {
   }
 
   async lookupRefund(idempotencyKey: string, { closeIfAbsent = true }: { closeIfAbsent?: boolean } = {}): Promise<RefundLookupResult> {
-    const existing = await this.ledger.find(idempotencyKey);
-    if (!existing && !closeIfAbsent) return { found: false };
-    const entry =
-      existing ??
-      (await this.ledger.record({
-        idempotencyKey,
-        type: 'REFUND',
-        chargeKey: null,
-        orderId: null,
-        amount: null,
-        currency: null,
-        outcome: 'VOIDED',
-        transactionId: null,
-        failureCode: null,
-        failureReason: null,
-      }));
-    return entry.outcome === 'VOIDED' ? { found: false } : { found: true, result: toRefundResult(entry) };
+    const entry = await this.findOrClose(idempotencyKey, closeIfAbsent, 'REFUND', () => null);
+    return !entry || entry.outcome === 'VOIDED' ? { found: false } : { found: true, result: toRefundResult(entry) };
   }
 }
 
