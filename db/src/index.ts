@@ -17,3 +17,5 @@ export * from './queries/outbox-replay.js';
 export * from './queries/retention.js';
 export * from './queries/refunds.js';
 export * from './queries/refund-requests.js';
+export * from './queries/settlement.js';
+export * from './queries/reconcile.js';
