@@ -41,6 +41,11 @@ interface Order {
   body: string;
   expectResults: number;
   expectDlq?: boolean;
+  /**
+   * Sent once the order's earlier messages are answered. Sent together, the second event would
+   * find the first one's payment in flight and wait for its lease (PAYMENT_LEASE_MS) to run out.
+   */
+  afterAnswer?: boolean;
 }
 
 const base = BigInt(Date.now()) * 100n;
@@ -86,7 +91,13 @@ const orders: Order[] = [
   },
   { label: 'same event sent twice', orderId: base + 5n, body: stringifyJson(duplicate), expectResults: 1 },
   { label: '(the duplicate)', orderId: base + 5n, body: stringifyJson(duplicate), expectResults: 0 },
-  { label: 'new event, order 1 again', orderId: base + 1n, body: stringifyJson({ ...paid, eventId: randomUUID() }), expectResults: 1 },
+  {
+    label: 'new event, order 1 again',
+    orderId: base + 1n,
+    body: stringifyJson({ ...paid, eventId: randomUUID() }),
+    expectResults: 1,
+    afterAnswer: true,
+  },
   { label: 'invalid: 12.345 USD', orderId: base + 6n, body: stringifyJson(event(base + 6n, { totalAmount: '12.345' })), expectResults: 1 },
   { label: 'poison: not JSON', orderId: base + 7n, body: `{"orderId": ${base + 7n}, oops`, expectResults: 0, expectDlq: true },
 ];
@@ -116,19 +127,29 @@ async function main(): Promise<number> {
 }
 
 async function publishAndReport(publisher: Publisher, dlqBefore: number, seen: Map<bigint, string[]>): Promise<number> {
-  for (const order of orders) {
-    await publisher.send(
+  const send = (order: Order) =>
+    publisher.send(
       { exchange, routingKey: 'order.stock-confirmed', contentType: 'application/json', durable: true },
       Buffer.from(order.body),
     );
-  }
-  process.stdout.write(`sent ${orders.length} messages to ${exchange} (order.stock-confirmed); waiting for the answers…\n\n`);
+  const later = orders.filter((o) => o.afterAnswer);
+  for (const order of orders) if (!order.afterAnswer) await send(order);
+  process.stdout.write(
+    `sent ${orders.length - later.length} messages to ${exchange} (order.stock-confirmed), ${later.length} more once their order is answered; waiting for the answers…\n\n`,
+  );
 
   const expected = new Map<bigint, number>();
   for (const o of orders) expected.set(o.orderId, (expected.get(o.orderId) ?? 0) + o.expectResults);
+  const answeredBefore = (order: Order) =>
+    (seen.get(order.orderId)?.length ?? 0) >=
+    orders.filter((o) => o.orderId === order.orderId && !o.afterAnswer).reduce((n, o) => n + o.expectResults, 0);
   const deadline = Date.now() + config.DEMO_TIMEOUT_MS;
   let dlqAfter = dlqBefore;
   while (Date.now() < deadline) {
+    for (const order of later.filter(answeredBefore)) {
+      later.splice(later.indexOf(order), 1);
+      await send(order);
+    }
     dlqAfter = (await rabbit.queueDeclare({ queue: dlq, passive: true })).messageCount;
     if ([...expected].every(([id, n]) => (seen.get(id)?.length ?? 0) >= n) && dlqAfter > dlqBefore) break;
     await new Promise((r) => setTimeout(r, 200));
