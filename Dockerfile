@@ -2,7 +2,7 @@
 #   docker run foodies-payment consumer | relay | admin-api | migrate | outbox-replay --help
 
 # --- build: all dependencies, compile every workspace to dist/
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY db/package.json db/
@@ -23,7 +23,7 @@ RUN npm run build \
  && npm prune --omit=dev --no-audit --no-fund
 
 # --- run: production dependencies and compiled code only, as the unprivileged node user
-FROM node:20-bookworm-slim AS run
+FROM node:24-bookworm-slim AS run
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \
  && rm -rf /var/lib/apt/lists/*
