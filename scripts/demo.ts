@@ -106,7 +106,7 @@ async function main(): Promise<number> {
   const results = `payment-demo.${randomUUID()}`;
   await rabbit.queueDeclare({ queue: results, exclusive: true });
   await rabbit.queueBind({ exchange, queue: results, routingKey: 'payment.*' });
-  await rabbit.queueDeclare({ queue: dlq, durable: true });
+  // Passive: the consumer declares the DLQ (of RABBITMQ_QUEUE_TYPE) before it consumes.
   const dlqBefore = (await rabbit.queueDeclare({ queue: dlq, passive: true })).messageCount;
   const seen = new Map<bigint, string[]>();
   const consumer = rabbit.createConsumer({ queue: results, queueOptions: { exclusive: true } }, async (msg) => {
@@ -278,7 +278,8 @@ async function refundAndReport(seen: Map<bigint, string[]>): Promise<number> {
 try {
   process.exitCode = await main();
 } catch (err) {
-  process.stderr.write(`demo: ${(err as Error).message}\n`);
+  const hint = (err as { code?: string }).code === 'NOT_FOUND' ? ' (the consumer declares them: is the service running, npm start?)' : '';
+  process.stderr.write(`demo: ${(err as Error).message}${hint}\n`);
   process.exitCode = 1;
 } finally {
   await rabbit.close();

@@ -10,6 +10,7 @@ import { Job } from 'kubernetes-models/batch/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import { APP_NODE_OPTIONS } from '../scripts/bench/stack.js';
+import { loadConsumerConfig } from '../apps/consumer/src/config.js';
 
 const root = new URL('..', import.meta.url).pathname;
 const require = createRequire(import.meta.url);
@@ -211,6 +212,15 @@ t.test(
       )!.value,
     );
     t.ok(lease >= 26_400, 'the consumer may finish a whole charge with retries before it is stopped');
+    // The queue type is chosen in the manifest, not left to a default, and the values load.
+    const consumerEnv = Object.fromEntries(
+      (consumer.spec.template.spec as { containers: Array<{ env: Array<{ name: string; value?: string }> }> }).containers[0]!.env.filter(
+        (e) => e.value !== undefined,
+      ).map((e) => [e.name, e.value!]),
+    );
+    t.equal(consumerEnv.RABBITMQ_QUEUE_TYPE, 'classic', 'classic, as the Foodies services declare the queue');
+    const loaded = loadConsumerConfig({ ...config.data, ...consumerEnv });
+    t.match(loaded, { RABBITMQ_QUEUE_TYPE: 'classic', RABBITMQ_DELIVERY_LIMIT: 20, RABBITMQ_CONSUMER_TIMEOUT_MS: 1_800_000 });
     t.same(
       byKind('HorizontalPodAutoscaler').map((h) => (h.spec as { scaleTargetRef: { name: string } }).scaleTargetRef.name),
       ['payment-consumer'],
@@ -230,6 +240,8 @@ t.test('the Dockerfile builds in one stage and runs compiled code as a non-root 
     .filter((l) => l.trim() && !l.trim().startsWith('#'));
   const stages = lines.filter((l) => l.startsWith('FROM '));
   t.equal(stages.length, 2, 'build and run stages');
+  const major = read('.nvmrc').trim().split('.')[0];
+  for (const stage of stages) t.match(stage, new RegExp(`^FROM node:${major}-bookworm-slim `), `${stage}: the Node major of .nvmrc`);
   const runStage = lines.slice(lines.indexOf(stages[1]!));
   t.ok(
     runStage.some((l) => /^USER node$/.test(l)),

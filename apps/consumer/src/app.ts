@@ -1,9 +1,18 @@
 import type { Connection, Consumer, Publisher } from 'rabbitmq-client';
 import { createDb, pingDatabase, type Db } from '@foodies/db';
 import { ROUTING_KEYS } from '@foodies/domain';
-import { buildHealthServer, createRabbit, DependencyGate, dependencyChecks, pgConnectionFromEnv, type Logger } from '@foodies/platform';
+import {
+  backoffDelay,
+  buildHealthServer,
+  createRabbit,
+  DependencyGate,
+  dependencyChecks,
+  pgConnectionFromEnv,
+  sleep,
+  type Logger,
+} from '@foodies/platform';
 import type { FastifyInstance } from 'fastify';
-import type { ConsumerConfig } from './config.js';
+import { holdLimitMs, type ConsumerConfig } from './config.js';
 import { deadLetterRoute, declareDeadLetterRoute, type DeadLetterRoute } from './dead-letter.js';
 import { DeliveryRules } from './delivery.js';
 import { StockConfirmedHandler } from './handler.js';
@@ -12,12 +21,16 @@ import { OutboxNotifier } from './notifier.js';
 import { PaymentCharger, type PaymentChargerOptions } from './payment/charge.js';
 import { PgLedgerStore, retryPolicyFrom, SimulatedPaymentGateway, type PaymentGateway } from '@foodies/gateway';
 import { RecoverySweeper } from './recovery.js';
+import { consumeQueueArguments, existingQueueType, queueConflict, type QueueConflict } from './topology.js';
 
 export interface ConsumerOverrides {
   /** Replaces the simulated gateway (tests inject faults through their own instance). */
   gateway?: (db: Db) => PaymentGateway;
   afterCharge?: PaymentChargerOptions['afterCharge'];
 }
+
+/** Retries of a refused DLQ declaration: as the AMQP client retries the consume queue's. */
+const DECLARE_RETRY = { baseMs: 250, maxMs: 2_000 };
 
 /** Probes of an unreachable database: a quarter second at first, then every 1 to 2 s (equal jitter), so work resumes within 2 s of its return. */
 const DATABASE_PROBE = { baseMs: 250, maxMs: 2_000 };
@@ -42,6 +55,8 @@ export class ConsumerApp {
   /** The subscription, once start() made it. */
   private consumer: Consumer | undefined;
   private closing: Promise<void> | undefined;
+  /** The declaration conflict last reported, so a retry that meets it again stays quiet. */
+  private conflict: QueueConflict | undefined;
 
   constructor(
     private readonly config: ConsumerConfig,
@@ -106,7 +121,7 @@ export class ConsumerApp {
     });
     this.rabbit = createRabbit(config, logger, 'payment-consumer');
     this.publisher = this.rabbit.createPublisher({ confirm: true, maxAttempts: 3 });
-    this.deadLetters = deadLetterRoute(config.RABBITMQ_CONSUME_QUEUE);
+    this.deadLetters = deadLetterRoute(config.RABBITMQ_CONSUME_QUEUE, config.RABBITMQ_QUEUE_TYPE);
     this.delivery = new DeliveryRules({
       handler: new StockConfirmedHandler({ db, charger, logger, onEventIdReused }),
       rabbit: this.rabbit,
@@ -119,13 +134,21 @@ export class ConsumerApp {
       retry: { baseMs: config.RETRY_BASE_MS, maxMs: config.RETRY_MAX_MS },
       unexpectedErrorMaxAttempts: config.UNEXPECTED_ERROR_MAX_ATTEMPTS,
       signal: this.stopping.signal,
+      holdLimitMs: holdLimitMs(config),
     });
     this.health = buildHealthServer({
       registry: metrics.registry,
-      checks: dependencyChecks(
-        () => pingDatabase(db),
-        () => this.rabbit,
-      ),
+      checks: {
+        ...dependencyChecks(
+          () => pingDatabase(db),
+          () => this.rabbit,
+        ),
+        // Subscribed to the consume queue: DOWN before start(), while a declaration is refused
+        // (a queue of another type) and while the channel is re-opened.
+        queue: async () => {
+          if (!this.consumer?.consumerTag) throw new Error(this.conflict ? 'declaration refused' : 'not consuming');
+        },
+      },
     });
   }
 
@@ -134,15 +157,22 @@ export class ConsumerApp {
     return this.recovery.sweep();
   }
 
-  /** Declares the topology and starts consuming; resolves once the consumer is subscribed. */
+  /**
+   * Declares the topology and starts consuming; resolves once the consumer is subscribed.
+   * The DLQ comes first: a quorum queue dead-letters into it. A declaration refused for a
+   * conflict with an existing queue (another type, another delivery limit) is logged once,
+   * keeps readiness DOWN and is retried quietly until an operator resolves it (never a
+   * crash loop: every restart would meet the same queue).
+   */
   async start(): Promise<void> {
     const { config, logger } = this;
     const exchange = config.RABBITMQ_PUBLISH_EXCHANGE;
     const queue = config.RABBITMQ_CONSUME_QUEUE;
+    if (!(await this.declareDeadLetters())) return;
     const consumer = (this.consumer ??= this.rabbit.createConsumer(
       {
         queue,
-        queueOptions: { durable: true },
+        queueOptions: { durable: true, arguments: consumeQueueArguments(config, this.deadLetters) },
         qos: { prefetchCount: config.RABBITMQ_PREFETCH },
         concurrency: config.RABBITMQ_PREFETCH,
         requeue: true,
@@ -151,15 +181,68 @@ export class ConsumerApp {
       },
       this.delivery.onMessage,
     ));
-    consumer.on('error', (err) => logger.error({ err, op: 'rabbitmq consumer' }, 'consumer error; resubscribing'));
-    await new Promise<void>((resolve) => consumer.once('ready', () => resolve()));
-    // Declared up front so the DLQ exists on a fresh broker before anything is rejected
-    // (dead-lettering declares it again, so a broker that dropped just now costs nothing).
-    await declareDeadLetterRoute(this.rabbit, this.deadLetters).catch((err: unknown) =>
-      logger.warn({ err, op: 'declare dead-letter queue' }, 'could not declare the DLQ yet'),
-    );
+    consumer.on('error', (err) => {
+      if (!this.reportConflict(err)) logger.error({ err, op: 'rabbitmq consumer' }, 'consumer error; resubscribing');
+    });
+    const subscribed = await new Promise<boolean>((resolve) => {
+      consumer.once('ready', () => resolve(true));
+      this.stopping.signal.addEventListener('abort', () => resolve(false), { once: true });
+    });
+    if (!subscribed) return;
+    this.conflict = undefined;
     this.recovery.start();
-    logger.info({ queue, prefetch: config.RABBITMQ_PREFETCH, dlq: this.deadLetters.queue }, 'consuming');
+    logger.info(
+      { queue, queueType: config.RABBITMQ_QUEUE_TYPE, prefetch: config.RABBITMQ_PREFETCH, dlq: this.deadLetters.queue },
+      'consuming',
+    );
+  }
+
+  /**
+   * Declares the DLQ, its exchange and binding before anything can be dead-lettered; retried
+   * while the broker is away or refuses it. False if the app was closed meanwhile.
+   */
+  private async declareDeadLetters(): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await declareDeadLetterRoute(this.rabbit, this.deadLetters);
+        return true;
+      } catch (err) {
+        if (!this.reportConflict(err) && attempt === 0)
+          this.logger.warn({ err, op: 'declare dead-letter queue' }, 'could not declare the DLQ yet; retrying');
+        if (!(await sleep(backoffDelay(attempt, DECLARE_RETRY), this.stopping.signal))) return false;
+      }
+    }
+  }
+
+  /**
+   * One clear line per conflict (not per retry), naming the queue, the type it has and the
+   * type wanted, and the argument RabbitMQ named; true if `err` was a conflict.
+   */
+  private reportConflict(err: unknown): boolean {
+    const conflict = queueConflict(err);
+    if (!conflict) return false;
+    const key = JSON.stringify(conflict);
+    if (this.conflict && JSON.stringify(this.conflict) === key) return true;
+    this.conflict = conflict;
+    const wantedType = this.config.RABBITMQ_QUEUE_TYPE;
+    void existingQueueType(this.rabbit, conflict.queue, wantedType).then((foundType) => {
+      const types =
+        foundType === wantedType
+          ? `is a ${foundType} queue with ${conflict.argument} ${conflict.found}; this consumer wants ${conflict.wanted}`
+          : `is a ${foundType} queue; this consumer wants a ${wantedType} queue (RABBITMQ_QUEUE_TYPE)`;
+      this.logger.error(
+        {
+          queue: conflict.queue,
+          found: foundType,
+          wanted: wantedType,
+          argument: conflict.argument,
+          argumentFound: conflict.found,
+          argumentWanted: conflict.wanted,
+        },
+        `queue ${conflict.queue} ${types}: RabbitMQ refused the declaration; not consuming (readiness DOWN) until the queue or the setting is changed`,
+      );
+    });
+    return true;
   }
 
   /** Ordered, idempotent shutdown: stop taking work, finish in-flight, close AMQP, end the pool. */

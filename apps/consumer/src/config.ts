@@ -2,7 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { GatewayEnv, worstCaseCallMs } from '@foodies/gateway';
 import { ConfigError, DatabaseEnv, ProcessEnv, RabbitEnv, configFields, loadConfig } from '@foodies/platform';
 
-const { Port, PositiveMs } = configFields;
+const { OneOf, Port, PositiveMs } = configFields;
 
 /** Every variable the consumer reads, with its default; documented in the README. */
 export const ConsumerConfigSchema = Type.Object({
@@ -24,6 +24,21 @@ export const ConsumerConfigSchema = Type.Object({
     default: 64,
     description: 'must be an integer from 1 to 1000 (unacked messages, and so concurrent payments, per process)',
   }),
+  // classic: what the existing Foodies services declare (RabbitMQ refuses a declaration whose
+  // type differs from the queue's); quorum: replicated, with a delivery limit (README).
+  RABBITMQ_QUEUE_TYPE: OneOf(['classic', 'quorum'] as const, 'classic'),
+  RABBITMQ_DELIVERY_LIMIT: Type.Integer({
+    minimum: 1,
+    maximum: 1000,
+    default: 20,
+    description:
+      'must be an integer from 1 to 1000 (quorum queues: returns of one message, crashes included, before the broker dead-letters it)',
+  }),
+  // RabbitMQ's consumer_timeout (default 30 min): an unacked delivery older than that closes the channel.
+  RABBITMQ_CONSUMER_TIMEOUT_MS: PositiveMs(
+    1_800_000,
+    "the broker's consumer_timeout; a message held in retries is returned to the queue after 90% of it",
+  ),
   CONSUMER_HEALTH_PORT: Port(8086, 'the consumer health and metrics listener'),
   PAYMENT_ALWAYS_SUCCEED: Type.Boolean({ default: true, description: 'must be true or false' }),
   ...GatewayEnv,
@@ -61,5 +76,17 @@ export function loadConsumerConfig(env: NodeJS.ProcessEnv = process.env): Consum
       `must exceed the longest charge with retries (${needed} ms with the GATEWAY_* settings); got '${config.PAYMENT_LEASE_MS}'`,
     );
   }
+  // An attempt that started just before the return must end before the broker's timeout.
+  if (config.PAYMENT_LEASE_MS * 10 > config.RABBITMQ_CONSUMER_TIMEOUT_MS) {
+    throw new ConfigError(
+      'PAYMENT_LEASE_MS',
+      `must be at most a tenth of RABBITMQ_CONSUMER_TIMEOUT_MS (${config.RABBITMQ_CONSUMER_TIMEOUT_MS} ms); got '${config.PAYMENT_LEASE_MS}'`,
+    );
+  }
   return config;
+}
+
+/** How long a delivery may be held (retries, waits) before it is returned: 90% of the broker's timeout. */
+export function holdLimitMs(config: Pick<ConsumerConfig, 'RABBITMQ_CONSUMER_TIMEOUT_MS'>): number {
+  return Math.floor(config.RABBITMQ_CONSUMER_TIMEOUT_MS * 0.9);
 }

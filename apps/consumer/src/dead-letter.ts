@@ -1,5 +1,6 @@
 import { parseJsonExact, scrubForDeadLetter, scrubRawText, stringifyJson } from '@foodies/domain';
 import type { AsyncMessage, Connection, Publisher } from 'rabbitmq-client';
+import { typeArguments, type QueueType } from './topology.js';
 
 export const REJECTION_HEADER = 'x-rejection-reason';
 
@@ -34,10 +35,12 @@ export interface DeadLetterRoute {
   queue: string;
   /** `<consume queue>.dlx`: under a least-privilege user the default exchange is not writable. */
   exchange: string;
+  /** The DLQ's declaration arguments: of the consume queue's type. */
+  arguments: Record<string, unknown> | undefined;
 }
 
-export function deadLetterRoute(consumeQueue: string): DeadLetterRoute {
-  return { queue: `${consumeQueue}.dlq`, exchange: `${consumeQueue}.dlx` };
+export function deadLetterRoute(consumeQueue: string, queueType: QueueType = 'classic'): DeadLetterRoute {
+  return { queue: `${consumeQueue}.dlq`, exchange: `${consumeQueue}.dlx`, arguments: typeArguments(queueType) };
 }
 
 /**
@@ -47,7 +50,7 @@ export function deadLetterRoute(consumeQueue: string): DeadLetterRoute {
  * to it needs a permission on `amq.default` that such a user does not have.
  */
 export async function declareDeadLetterRoute(rabbit: Connection, route: DeadLetterRoute): Promise<void> {
-  await rabbit.queueDeclare({ queue: route.queue, durable: true });
+  await rabbit.queueDeclare({ queue: route.queue, durable: true, arguments: route.arguments });
   await rabbit.exchangeDeclare({ exchange: route.exchange, type: 'direct', durable: true });
   await rabbit.queueBind({ queue: route.queue, exchange: route.exchange, routingKey: route.queue });
 }

@@ -66,6 +66,12 @@ export interface DeliveryOptions {
   unexpectedErrorMaxAttempts: number;
   /** Aborted at shutdown: a waiting message goes back to the queue. */
   signal: AbortSignal;
+  /**
+   * How long a delivery may be held in retries and waits (holdLimitMs: 90% of the broker's
+   * consumer timeout). Past it the message goes back to the queue: RabbitMQ would otherwise
+   * close the channel, and every other message in flight on it with it.
+   */
+  holdLimitMs: number;
 }
 
 /**
@@ -90,15 +96,39 @@ export class DeliveryRules {
     const started = performance.now();
     metrics.inFlight.inc();
     try {
-      return await this.settle(msg, bodyBuffer(msg.body), randomUUID());
+      const status = await this.settle(msg, bodyBuffer(msg.body), randomUUID(), started + this.options.holdLimitMs);
+      if (status === ConsumerStatus.REQUEUE)
+        metrics.returned.inc({ reason: this.options.signal.aborted ? 'shutdown' : 'consumer_timeout' });
+      return status;
     } finally {
       metrics.inFlight.dec();
       metrics.processing.observe((performance.now() - started) / 1000);
     }
   };
 
-  private async settle(msg: AsyncMessage, raw: Buffer, leaseOwner: string): Promise<ConsumerStatus> {
-    const { handler, metrics, logger, notifier, database, signal } = this.options;
+  /**
+   * Until `deadline` (performance.now() ms): the shutdown signal, or the end of the hold,
+   * whichever comes first; undefined once it has passed. Only a message that waits pays for a
+   * timer.
+   */
+  private holdSignal(deadline: number): AbortSignal | undefined {
+    const left = deadline - performance.now();
+    return left > 0 ? AbortSignal.any([this.options.signal, AbortSignal.timeout(Math.ceil(left))]) : undefined;
+  }
+
+  /** REQUEUE, saying why when it is the hold limit rather than shutdown. */
+  private returned(msg: AsyncMessage, attempt: number): ConsumerStatus {
+    if (!this.options.signal.aborted) {
+      this.options.logger.warn(
+        { messageId: msg.messageId, attempt, holdLimitMs: this.options.holdLimitMs },
+        "message returned to the queue unsettled: held in retries for 90% of the broker's consumer timeout (RABBITMQ_CONSUMER_TIMEOUT_MS)",
+      );
+    }
+    return ConsumerStatus.REQUEUE;
+  }
+
+  private async settle(msg: AsyncMessage, raw: Buffer, leaseOwner: string, deadline: number): Promise<ConsumerStatus> {
+    const { handler, metrics, logger, notifier, database } = this.options;
     let unexpected = 0;
     for (let attempt = 0; ; attempt++) {
       try {
@@ -118,15 +148,17 @@ export class DeliveryRules {
         if (kind === 'database-down') {
           database.fail(err);
           logger.debug(context, 'database unavailable; message kept until it is back');
-          if (!(await database.wait())) return ConsumerStatus.REQUEUE;
+          const held = this.holdSignal(deadline);
+          if (!held || !(await database.wait(held))) return this.returned(msg, attempt);
           continue;
         }
         if (kind === 'unexpected' && ++unexpected >= this.options.unexpectedErrorMaxAttempts) {
-          return this.giveUp(msg, raw, err, unexpected);
+          return this.giveUp(msg, raw, err, unexpected, deadline);
         }
         const delayMs = this.retryDelay(err, attempt);
         logger[kind === 'in-flight' ? 'info' : 'error']({ ...context, delayMs }, 'processing failed; message kept and retried');
-        if (!(await sleep(delayMs, signal))) return ConsumerStatus.REQUEUE;
+        const held = this.holdSignal(deadline);
+        if (!held || !(await sleep(delayMs, held))) return this.returned(msg, attempt);
       }
     }
   }
@@ -136,8 +168,8 @@ export class DeliveryRules {
    * has an answer (StockConfirmedHandler.answerBeforeGivingUp); acks it once the copy is
    * confirmed. If even that fails, the message is kept and tried again: never lost.
    */
-  private async giveUp(msg: AsyncMessage, raw: Buffer, err: unknown, attempts: number): Promise<ConsumerStatus> {
-    const { handler, metrics, logger, signal } = this.options;
+  private async giveUp(msg: AsyncMessage, raw: Buffer, err: unknown, attempts: number, deadline: number): Promise<ConsumerStatus> {
+    const { handler, metrics, logger } = this.options;
     const error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
     const reason = reasonText(`unexpected error after ${attempts} attempts: ${error}`).slice(0, 500);
     for (let attempt = 0; ; attempt++) {
@@ -152,7 +184,8 @@ export class DeliveryRules {
         return ConsumerStatus.ACK;
       } catch (failure) {
         logger.warn({ err: failure, attempt }, 'could not answer and dead-letter the failing message yet; it is kept and tried again');
-        if (!(await sleep(backoffDelay(attempt, this.options.retry), signal))) return ConsumerStatus.REQUEUE;
+        const held = this.holdSignal(deadline);
+        if (!held || !(await sleep(backoffDelay(attempt, this.options.retry), held))) return this.returned(msg, attempt);
       }
     }
   }

@@ -16,6 +16,12 @@ export function createConsumerMetrics(db: Db) {
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),
+    returned: new Counter({
+      name: 'payment_consumer_returned_total',
+      help: 'Messages returned to the queue unsettled, by reason (shutdown, consumer_timeout)',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
     processing: new Histogram({
       name: 'payment_consumer_processing_seconds',
       help: 'From delivery to ack, including retries',

@@ -2,7 +2,7 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { worstCaseCallMs } from '@foodies/gateway';
-import { loadConsumerConfig } from '../src/config.js';
+import { holdLimitMs, loadConsumerConfig } from '../src/config.js';
 
 const main = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 
@@ -27,6 +27,24 @@ t.test('PAYMENT_ALWAYS_SUCCEED and PAYMENT_DELAY_MS are parsed, and refused when
   t.throws(() => loadConsumerConfig({ PAYMENT_DELAY_MS: '-5' }), /^PAYMENT_DELAY_MS: must be a non-negative integer/);
   t.throws(() => loadConsumerConfig({ RABBITMQ_PREFETCH: '0' }), /^RABBITMQ_PREFETCH: must be an integer from 1 to 1000/);
   t.throws(() => loadConsumerConfig({ CONSUMER_HEALTH_PORT: 'http' }), /^CONSUMER_HEALTH_PORT: must be a TCP port/);
+  t.throws(
+    () => loadConsumerConfig({ RABBITMQ_QUEUE_TYPE: 'stream' }),
+    /^RABBITMQ_QUEUE_TYPE: must be one of classic, quorum; got 'stream'$/,
+  );
+  t.throws(() => loadConsumerConfig({ RABBITMQ_DELIVERY_LIMIT: '0' }), /^RABBITMQ_DELIVERY_LIMIT: must be an integer from 1 to 1000/);
+  t.throws(() => loadConsumerConfig({ LOG_FORMAT: 'xml' }), /^LOG_FORMAT: must be one of json, pretty; got 'xml'$/);
+});
+
+t.test('queue settings: classic by default, quorum on request, and a hold limit of 90% of the consumer timeout', async (t) => {
+  const defaults = loadConsumerConfig({});
+  t.match(defaults, { RABBITMQ_QUEUE_TYPE: 'classic', RABBITMQ_DELIVERY_LIMIT: 20, RABBITMQ_CONSUMER_TIMEOUT_MS: 1_800_000 });
+  t.equal(holdLimitMs(defaults), 1_620_000, '27 minutes');
+  t.equal(loadConsumerConfig({ RABBITMQ_QUEUE_TYPE: 'quorum' }).RABBITMQ_QUEUE_TYPE, 'quorum');
+  t.throws(
+    () => loadConsumerConfig({ RABBITMQ_CONSUMER_TIMEOUT_MS: '200000' }),
+    /^PAYMENT_LEASE_MS: must be at most a tenth of RABBITMQ_CONSUMER_TIMEOUT_MS \(200000 ms\); got '30000'$/,
+    'an attempt begun just before the return could outlive the broker timeout',
+  );
 });
 
 t.test('a lease shorter than the longest charge is refused', async (t) => {

@@ -18,7 +18,7 @@ t.test('an event published on the exchange becomes a payment, an outbox event an
 
   const ready = await app.health.inject({ method: 'GET', url: '/healthz/ready' });
   t.equal(ready.statusCode, 200);
-  t.same(ready.json(), { status: 'UP', checks: { database: 'UP', rabbitmq: 'UP' } });
+  t.same(ready.json(), { status: 'UP', checks: { database: 'UP', rabbitmq: 'UP', queue: 'UP' } });
   t.equal((await app.health.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
   const metrics = await app.health.inject({ method: 'GET', url: '/metrics' });
   t.match(metrics.body, /payment_consumer_messages_total\{outcome="succeeded"\} 1/);
@@ -196,5 +196,5 @@ t.test('readiness reports a database it cannot reach', async (t) => {
   if (app instanceof Error) return;
   const ready = await app.health.inject({ method: 'GET', url: '/healthz/ready' });
   t.equal(ready.statusCode, 503);
-  t.same(ready.json(), { status: 'DOWN', checks: { database: 'DOWN', rabbitmq: 'UP' } });
+  t.same(ready.json(), { status: 'DOWN', checks: { database: 'DOWN', rabbitmq: 'UP', queue: 'UP' } });
 });

@@ -5,6 +5,8 @@ import type { Db } from '@foodies/db';
 import { stringifyJson } from '@foodies/domain';
 import { buildConsumerApp, type ConsumerApp, type ConsumerOverrides } from '../src/app.js';
 import { loadConsumerConfig, type ConsumerConfig } from '../src/config.js';
+import { deadLetterRoute } from '../src/dead-letter.js';
+import { consumeQueueArguments } from '../src/topology.js';
 import {
   captureLogger,
   createTestDatabase,
@@ -19,10 +21,15 @@ import {
   testDbEnv,
 } from '@foodies/testkit';
 
-/** Consumer config for a test: its own database, its own exchange and queues, fast retries. */
+/**
+ * Consumer config for a test: its own database, its own exchange and queues, fast retries.
+ * RABBITMQ_QUEUE_TYPE comes from the environment: `RABBITMQ_QUEUE_TYPE=quorum` runs every
+ * consumer test on quorum queues (npm run test:quorum).
+ */
 export function testConsumerConfig(database: TestDatabase, names: RabbitNames, overrides: Partial<ConsumerConfig> = {}): ConsumerConfig {
+  const { RABBITMQ_QUEUE_TYPE } = process.env;
   return {
-    ...loadConsumerConfig({ PAYMENT_DELAY_MS: '0', PAYMENT_LEASE_MS: '30000' }),
+    ...loadConsumerConfig({ PAYMENT_DELAY_MS: '0', PAYMENT_LEASE_MS: '30000', ...(RABBITMQ_QUEUE_TYPE ? { RABBITMQ_QUEUE_TYPE } : {}) }),
     ...testDbEnv(database),
     DB_POOL_MAX: 4,
     ...TEST_RABBIT,
@@ -37,6 +44,15 @@ export function testConsumerConfig(database: TestDatabase, names: RabbitNames, o
     GATEWAY_TIMEOUT_MS: 1000,
     ...overrides,
   };
+}
+
+/** Declares the consume queue, its exchange and binding as the consumer would (of RABBITMQ_QUEUE_TYPE), before any consumer runs. */
+export async function declareConsumeQueue(h: Pick<Harness, 'admin' | 'names' | 'database'>): Promise<void> {
+  const config = testConsumerConfig(h.database, h.names);
+  const route = deadLetterRoute(h.names.queue, config.RABBITMQ_QUEUE_TYPE);
+  await h.admin.exchangeDeclare({ exchange: h.names.exchange, type: 'topic', durable: true });
+  await h.admin.queueDeclare({ queue: h.names.queue, durable: true, arguments: consumeQueueArguments(config, route) });
+  await h.admin.queueBind({ exchange: h.names.exchange, queue: h.names.queue, routingKey: 'order.stock-confirmed' });
 }
 
 export interface Harness {

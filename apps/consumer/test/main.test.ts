@@ -20,7 +20,7 @@ t.test('the consumer process serves its probes and exits 0 on SIGTERM', async (t
   t.ok(address, 'the listening address is logged');
   const ready = await fetch(`${address}/healthz/ready`);
   t.equal(ready.status, 200);
-  t.same(await ready.json(), { status: 'UP', checks: { database: 'UP', rabbitmq: 'UP' } });
+  t.same(await ready.json(), { status: 'UP', checks: { database: 'UP', rabbitmq: 'UP', queue: 'UP' } });
 
   app.kill('SIGTERM');
   const { code } = await app.exited();

@@ -68,7 +68,7 @@ t.test(
     const held = events(5);
     for (const e of held) await h.publish(e);
     await waitFor('readiness reports the database down', async () => (await ready(app)).body.checks.database === 'DOWN');
-    t.same(await ready(app), { status: 503, body: { status: 'DOWN', checks: { database: 'DOWN', rabbitmq: 'UP' } } });
+    t.same(await ready(app), { status: 503, body: { status: 'DOWN', checks: { database: 'DOWN', rabbitmq: 'UP', queue: 'UP' } } });
     t.equal(await alive(app), 200, 'liveness stays 200: an outage elsewhere is no reason to restart the pod');
     await waitFor('every message is held', async () => (await metric(app, /payment_consumer_in_flight (\d+)/)) === 5);
     const queue = await h.admin.queueDeclare({ queue: h.names.queue, passive: true });

@@ -5,7 +5,7 @@ import { idempotencyKeyForOrder } from '@foodies/domain';
 import { insertTestPayment, paymentRequest, stockConfirmedEvent, waitFor } from '@foodies/testkit';
 import type { ConsumerApp } from '../src/app.js';
 import { PgLedgerStore, SimulatedPaymentGateway } from '@foodies/gateway';
-import { countRows, crashAfterCharge, harness, testConsumerConfig, type Harness } from './helpers.js';
+import { countRows, crashAfterCharge, declareConsumeQueue, harness, testConsumerConfig, type Harness } from './helpers.js';
 
 const gatewayLimits = { GATEWAY_TIMEOUT_MS: 200, GATEWAY_MAX_ATTEMPTS: 2 };
 /** Sweeps only when a test asks (app.sweep()), unless it sets a short interval. */
@@ -20,9 +20,7 @@ const swept = async (app: ConsumerApp, result: string) =>
 
 /** Publishes an order's event and purges it from the queue before any consumer sees it: a lost message. */
 async function purgedEvent(h: Harness, event: Record<string, unknown>) {
-  await h.admin.exchangeDeclare({ exchange: h.names.exchange, type: 'topic', durable: true });
-  await h.admin.queueDeclare({ queue: h.names.queue, durable: true });
-  await h.admin.queueBind({ exchange: h.names.exchange, queue: h.names.queue, routingKey: 'order.stock-confirmed' });
+  await declareConsumeQueue(h);
   await h.publish(event);
   t.equal((await h.admin.queueDeclare({ queue: h.names.queue, passive: true })).messageCount, 1, 'the message was queued');
   await h.admin.queuePurge({ queue: h.names.queue });

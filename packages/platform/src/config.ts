@@ -35,14 +35,19 @@ const Port = (fallback: number, what: string) =>
 const PositiveMs = (fallback: number, what: string) =>
   Type.Integer({ minimum: 1, default: fallback, description: `must be a positive integer of milliseconds (${what})` });
 const Text = (fallback: string, what: string) => Type.String({ minLength: 1, default: fallback, description: `must be ${what}` });
+/** One of a few words; the default may be left out (then the variable is optional). */
+const OneOf = <T extends string>(values: readonly T[], fallback?: T) =>
+  Type.Union(
+    values.map((v) => Type.Literal(v)),
+    { ...(fallback === undefined ? {} : { default: fallback }), description: `must be one of ${values.join(', ')}` },
+  );
 
 /** Fragments shared by the apps; each app composes its own schema from them. */
 export const ProcessEnv = {
   HOST: Text('0.0.0.0', 'the address every listener binds to'),
-  LOG_LEVEL: Type.Union(
-    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
-    { default: 'info', description: 'must be one of fatal, error, warn, info, debug, trace, silent' },
-  ),
+  LOG_LEVEL: OneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], 'info'),
+  /** Unset: pretty on a terminal, JSON otherwise (createLogger). */
+  LOG_FORMAT: Type.Optional(OneOf(['json', 'pretty'] as const)),
   SHUTDOWN_TIMEOUT_MS: PositiveMs(10_000, 'graceful shutdown budget before a forced exit'),
 } satisfies TProperties;
 
@@ -82,7 +87,7 @@ export const RabbitEnv = {
   }),
 } satisfies TProperties;
 
-export const configFields = { Port, PositiveMs, Text };
+export const configFields = { OneOf, Port, PositiveMs, Text };
 
 export interface PgConnection {
   connectionString: string;

@@ -43,9 +43,8 @@ export class DependencyGate {
   }
 
   /** Resolves true once the dependency is up (at once if it is), false when the signal aborts first. */
-  async wait(): Promise<boolean> {
+  async wait(signal: AbortSignal = this.options.signal): Promise<boolean> {
     const outage = this.outage;
-    const { signal } = this.options;
     if (outage && !signal.aborted) {
       let onAbort: () => void = () => undefined;
       const aborted = new Promise<void>((resolve) => (onAbort = resolve));
