@@ -1,7 +1,9 @@
 /**
  * `npm start`: checks that PostgreSQL and RabbitMQ answer (saying which one is missing, where,
  * and how to start it), migrates, then runs the three apps as child processes with one
- * coloured prefix each. Ctrl-C / SIGTERM is passed to all; a second one forces them down.
+ * coloured prefix each. The apps always write JSON to it; on a terminal (or with
+ * LOG_FORMAT=pretty) each JSON line is printed as one short line (log-pretty.ts), otherwise
+ * as it came, so `npm start | tee` keeps what a collector would get. Ctrl-C / SIGTERM is passed to all; a second one forces them down.
  * If one app exits, the others are stopped too; the exit code is the first failure's.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -9,7 +11,16 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { Type } from '@sinclair/typebox';
 import pg from 'pg';
-import { ConfigError, DatabaseEnv, loadConfig, pgConnectionFromEnv, RabbitEnv } from '@foodies/platform';
+import {
+  ConfigError,
+  DatabaseEnv,
+  loadConfig,
+  pgConnectionFromEnv,
+  prettyText,
+  ProcessEnv,
+  RabbitEnv,
+  resolveLogFormat,
+} from '@foodies/platform';
 
 const APPS = [
   { name: 'consumer', entry: 'apps/consumer/src/main.ts', colour: 36 },
@@ -36,10 +47,13 @@ function reachable(host: string, port: number, timeoutMs = 2000): Promise<boolea
   });
 }
 
+let pretty = false;
+
 async function preflight(): Promise<void> {
   let config;
   try {
-    config = loadConfig(Type.Object({ ...DatabaseEnv, ...RabbitEnv }));
+    config = loadConfig(Type.Object({ ...DatabaseEnv, ...RabbitEnv, LOG_FORMAT: ProcessEnv.LOG_FORMAT }));
+    pretty = resolveLogFormat(config.LOG_FORMAT, process.stdout.isTTY) === 'pretty';
   } catch (err) {
     if (err instanceof ConfigError) fail(`invalid configuration: ${err.message}`);
     throw err;
@@ -90,9 +104,14 @@ async function preflight(): Promise<void> {
 }
 
 function run(command: string[], prefixName?: { name: string; colour: number }): ChildProcess {
-  const child = spawn(process.execPath, [...NODE_ARGS, ...command], { stdio: prefixName ? ['ignore', 'pipe', 'pipe'] : 'inherit' });
+  const child = spawn(process.execPath, [...NODE_ARGS, ...command], {
+    stdio: prefixName ? ['ignore', 'pipe', 'pipe'] : 'inherit',
+    env: { ...process.env, LOG_FORMAT: 'json' },
+  });
   if (prefixName) {
-    const prefix = process.stdout.isTTY ? `\x1b[${prefixName.colour}m[${prefixName.name}]\x1b[0m ` : `[${prefixName.name}] `;
+    const colour = Boolean(process.stdout.isTTY);
+    const prefix = colour ? `\x1b[${prefixName.colour}m[${prefixName.name}]\x1b[0m ` : `[${prefixName.name}] `;
+    const show = (line: string) => (pretty ? prettyText(line, { colour, app: '' }) : line);
     for (const [stream, out] of [
       [child.stdout!, process.stdout],
       [child.stderr!, process.stderr],
@@ -101,7 +120,7 @@ function run(command: string[], prefixName?: { name: string; colour: number }): 
       stream.on('data', (chunk: Buffer) => {
         const lines = (rest + chunk.toString()).split('\n');
         rest = lines.pop() ?? '';
-        for (const line of lines) out.write(`${prefix}${line}\n`);
+        for (const line of lines) out.write(`${prefix}${show(line)}\n`);
       });
     }
   }

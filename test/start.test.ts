@@ -76,6 +76,12 @@ t.test('npm start runs all three apps with prefixes, answers an order, and stops
     60_000,
   );
   t.match(npmStart.output, /migration\(s\) applied/, 'migrated first');
+  const consuming = npmStart.output.split('\n').find((l) => /^\[consumer\] .*"consuming"/.test(l))!;
+  t.match(
+    JSON.parse(consuming.replace(/^\[consumer\] /, '')),
+    { name: 'payment-consumer', msg: 'consuming' },
+    'JSON lines when not on a terminal',
+  );
 
   // The relay publishes with the mandatory flag: the results need a queue to land in.
   const results = `${names.queue}.results`;
@@ -110,4 +116,36 @@ t.test('npm start runs all three apps with prefixes, answers an order, and stops
   t.equal(code, 0, 'exit 0');
   for (const app of ['consumer', 'relay', 'admin-api'])
     t.match(npmStart.output, new RegExp(`\\[${app}\\] exited \\(0\\)`), `${app} stopped cleanly`);
+});
+
+t.test('npm start with LOG_FORMAT=pretty (the default on a terminal): one short line per event per app', async (t) => {
+  const database = await createTestDatabase(t, { migrate: false });
+  const rabbit = testRabbit(t);
+  const names = rabbitNames(t, rabbit);
+  const npmStart = spawnApp(t, startAll, {
+    env: {
+      ...testDbEnv(database),
+      RABBITMQ_HOST: TEST_RABBIT.RABBITMQ_HOST,
+      RABBITMQ_PORT: String(TEST_RABBIT.RABBITMQ_PORT),
+      RABBITMQ_PUBLISH_EXCHANGE: names.exchange,
+      RABBITMQ_CONSUME_QUEUE: names.queue,
+      PORT: '0',
+      CONSUMER_HEALTH_PORT: '0',
+      RELAY_HEALTH_PORT: '0',
+      LOG_FORMAT: 'pretty',
+    },
+    group: true,
+  });
+  const time = String.raw`\d\d:\d\d:\d\d\.\d{3}`;
+  await waitFor(
+    'three apps up, in pretty lines',
+    () =>
+      new RegExp(`^\\[consumer\\] ${time} INFO  consuming queue=${names.queue.replace(/\./g, '\\.')} `, 'm').test(npmStart.output) &&
+      new RegExp(`^\\[relay\\] ${time} INFO  relaying outbox`, 'm').test(npmStart.output) &&
+      new RegExp(`^\\[admin-api\\] ${time} INFO  admin API listening`, 'm').test(npmStart.output),
+    60_000,
+  );
+  t.notMatch(npmStart.output, /^\[(consumer|relay|admin-api)\] \{"level"/m, 'no JSON line from any app');
+  npmStart.kill('SIGINT');
+  t.equal((await npmStart.exited()).code, 0);
 });

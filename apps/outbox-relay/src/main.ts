@@ -5,7 +5,7 @@ import { loadRelayConfig } from './config.js';
 /** Process wiring only: env, logger, signals, listen. */
 async function main(): Promise<void> {
   const config = loadConfigOrExit('payment-outbox-relay', () => loadRelayConfig());
-  const logger = createLogger({ name: 'payment-outbox-relay', level: config.LOG_LEVEL });
+  const logger = createLogger({ name: 'payment-outbox-relay', level: config.LOG_LEVEL, format: config.LOG_FORMAT });
   const app = buildRelayApp(config, logger);
   closeOnSignals(logger, config.SHUTDOWN_TIMEOUT_MS, () => app.close());
   const address = await app.health.listen({ host: config.HOST, port: config.RELAY_HEALTH_PORT });

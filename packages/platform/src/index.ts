@@ -7,4 +7,5 @@ export * from './amqp.js';
 export * from './shutdown.js';
 export * from './metrics.js';
 export * from './log-errors.js';
+export * from './log-pretty.js';
 export * from './gate.js';

@@ -1,5 +1,6 @@
 import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
 import { serializeError } from './log-errors.js';
+import { prettyDestination, resolveLogFormat, type LogFormat } from './log-pretty.js';
 import { isCardSecretKey, maskCardNumbers } from '@foodies/domain';
 
 export type { Logger };
@@ -56,11 +57,18 @@ export interface LoggerOptions {
   name: string;
   /** Where lines go; tests pass a stream to capture them. Defaults to stdout. */
   destination?: DestinationStream;
+  /** LOG_FORMAT: unset, pretty when the lines go to stdout on a terminal, JSON otherwise. */
+  format?: LogFormat;
 }
 
-/** One root logger per process; pretty output only on an interactive terminal. */
+/**
+ * One root logger per process. JSON lines, or with LOG_FORMAT=pretty (the default on a
+ * terminal) one short line per event, made from the same redacted JSON (log-pretty.ts).
+ */
 export function createLogger(options: LoggerOptions): Logger {
-  const pretty = !options.destination && process.stdout.isTTY;
+  const terminal = !options.destination && Boolean(process.stdout.isTTY);
+  const pretty = resolveLogFormat(options.format, terminal) === 'pretty';
+  const target = options.destination ?? process.stdout;
   return pino(
     {
       name: options.name,
@@ -74,9 +82,8 @@ export function createLogger(options: LoggerOptions): Logger {
           method.apply(this, masked);
         },
       },
-      ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: true } } } : {}),
     },
-    options.destination,
+    pretty ? prettyDestination(target, { colour: terminal }) : options.destination,
   );
 }
 
