@@ -45,8 +45,8 @@ t.test('values: errors as type, message and code; spaces quoted; long values cut
 
 t.test('colours on a terminal: the level is coloured, the rest readable', async (t) => {
   const text = prettyText(line({ level: 50, msg: 'boom' }), { colour: true });
-  t.match(text, /\x1b\[31mERROR\x1b\[0m/, 'errors in red');
-  t.match(prettyText(line({ msg: 'ok' }), { colour: true }), /\x1b\[32mINFO \x1b\[0m/, 'info in green');
+  t.ok(text.includes('\x1b[31mERROR\x1b[0m'), 'errors in red');
+  t.ok(prettyText(line({ msg: 'ok' }), { colour: true }).includes('\x1b[32mINFO \x1b[0m'), 'info in green');
 });
 
 t.test('anything that is not a pino JSON line is left as it is', async (t) => {
@@ -79,9 +79,9 @@ t.test('createLogger: pretty lines are made from the redacted JSON (no card data
     'charged',
   );
   t.equal(pretty.lines.length, 1);
-  t.match(pretty.lines[0], /^\d\d:\d\d:\d\d\.\d{3} INFO  consumer charged /);
+  t.match(pretty.lines[0], /^\d\d:\d\d:\d\d\.\d{3} INFO {2}consumer charged /);
   t.notMatch(pretty.lines[0], /4111 1111 1111 1111|John Doe|"737"|=737/, 'masked and redacted as in JSON');
-  t.notMatch(pretty.lines[0], /\x1b\[/, 'no colour codes into a stream that is not a terminal');
+  t.notOk(pretty.lines[0]!.includes('\x1b['), 'no colour codes into a stream that is not a terminal');
 
   const json = capture();
   createLogger({ name: 'payment-consumer', level: 'info', destination: json.destination }).info({ queue: 'q' }, 'consuming');
@@ -96,7 +96,10 @@ t.test(
     const run = (command: string, args: string[], env: Record<string, string> = {}) =>
       spawnSync(command, args, { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 30_000 }).stdout.replace(/\r/g, '');
     const onTerminal = run('script', ['-qec', node, '/dev/null']);
-    t.match(onTerminal, /\x1b\[32mINFO \x1b\[0m \x1b\[1mconsumer\x1b\[0m consuming /, 'coloured line on a terminal');
+    t.ok(
+      onTerminal.includes('\x1b[32mINFO \x1b[0m \x1b[1mconsumer\x1b[0m consuming '),
+      `coloured line on a terminal: ${JSON.stringify(onTerminal)}`,
+    );
     t.notMatch(onTerminal, /"level"/);
     const piped = run(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', probe]);
     t.match(JSON.parse(piped.trim()), { level: 30, msg: 'consuming', queue: 'payment.stock-confirmed' }, 'JSON through a pipe');
