@@ -243,7 +243,8 @@ t.test('card secrets are removed before the event is used, and reported by path'
   t.same(decoded.removedSecrets.sort(), ['pan', 'paymentMethod.cardNumber', 'paymentMethod.cvv']);
   t.notMatch(
     JSON.stringify(decoded, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)),
-    /4242424242424242|"123"|5556/,
+    // Whole secrets only: a short fragment such as "5556" also turns up in random event ids.
+    /4242424242424242|"123"|4000 0566 5566 5556|0566 ?5566 ?5556/,
   );
 });
 
