@@ -47,6 +47,8 @@ function variablesReadByCode(): Set<string> {
   for (const file of dirs.flatMap(sourceFiles)) {
     const text = read(file);
     for (const m of text.matchAll(/process\.env\.([A-Z][A-Z0-9_]+)/g)) names.add(m[1]!);
+    // The OTEL_* variables are read from an env object passed in (tracing.ts), not process.env.
+    for (const m of text.matchAll(/\benv\.(OTEL_[A-Z0-9_]+)|'(OTEL_[A-Z0-9_]+)'/g)) names.add((m[1] ?? m[2])!);
     if (file.endsWith('.sh')) for (const m of text.matchAll(/\$\{?([A-Z][A-Z0-9_]+)/g)) names.add(m[1]!);
   }
   return names;

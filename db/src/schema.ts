@@ -78,6 +78,7 @@ export const tables = {
     next_attempt_at: col('timestamptz', false, true),
     parked_at: col('timestamptz', true, false),
     row_failures: col('int4', false, true),
+    trace_context: col('text', true, false),
   },
   order_answers: {
     order_id: col('int8', false, false),

@@ -1,3 +1,4 @@
+import { traceRequests } from './request-spans.js';
 import { randomUUID } from 'node:crypto';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -94,6 +95,7 @@ export async function buildAdminServer(config: AdminConfig, logger: Logger, over
     requestIdHeader: false,
     ajv: { customOptions: { coerceTypes: true, removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
+  traceRequests(app);
   app.addHook('onReady', async () => refundSweeper.start());
   // Fastify runs onClose hooks after its own server close, so requests have finished by now.
   app.addHook('onClose', async () => {

@@ -21,7 +21,7 @@ import {
   type PaymentResult,
   type ResultEvent,
 } from '@foodies/domain';
-import { during, TransientError } from '@foodies/platform';
+import { currentTraceparent, during, TransientError } from '@foodies/platform';
 import type { Charged } from './payment/charge.js';
 
 export function succeededEvent(
@@ -70,7 +70,10 @@ export function eventForRecord(record: PaymentRecord, now: Date): ResultEvent {
   return failedEvent(record.orderId, record.failureReason ?? 'Unknown', record.failureCode ?? 'UNKNOWN', record.processedAt ?? now);
 }
 
-/** The answer to one consumed event: its inbox row (dedupe) and the result event for the outbox. */
+/**
+ * The answer to one consumed event: its inbox row (dedupe) and the result event for the
+ * outbox, with the active span's traceparent (the commit's, or the delivery's) when tracing is on.
+ */
 export function answerRows(eventId: string, outcome: InboxOutcome, event: ResultEvent, detail?: string): AnswerRows {
   return {
     inbox: { eventId, orderId: event.body.orderId, outcome, detail: detail ?? null },
@@ -80,6 +83,7 @@ export function answerRows(eventId: string, outcome: InboxOutcome, event: Result
       eventType: event.name,
       routingKey: event.routingKey,
       payload: stringifyJson(event.body),
+      traceContext: currentTraceparent(),
     },
   };
 }

@@ -9,6 +9,7 @@ import {
   dependencyChecks,
   pgConnectionFromEnv,
   sleep,
+  spanEvent,
   type Logger,
 } from '@foodies/platform';
 import type { FastifyInstance } from 'fastify';
@@ -28,6 +29,12 @@ export interface ConsumerOverrides {
   gateway?: (db: Db) => PaymentGateway;
   afterCharge?: PaymentChargerOptions['afterCharge'];
 }
+
+/** `error.type` of a span event: the error's code (ECONNREFUSED, GATEWAY_TIMEOUT, …) or class. */
+const errorType = (err: unknown): string => {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : err instanceof Error ? err.name : 'unknown';
+};
 
 /** Retries of a refused DLQ declaration: as the AMQP client retries the consume queue's. */
 const DECLARE_RETRY = { baseMs: 250, maxMs: 2_000 };
@@ -93,6 +100,7 @@ export class ConsumerApp {
         onAttempt: (ms, result) => metrics.gatewayLatency.observe({ result }, ms / 1000),
         onRetry: (attempt, err) => {
           metrics.gatewayRetries.inc();
+          spanEvent('gateway.retry', { attempt, 'error.type': errorType(err) });
           logger.warn({ attempt, err }, 'gateway charge retried under the same idempotency key');
         },
       },
@@ -135,6 +143,7 @@ export class ConsumerApp {
       unexpectedErrorMaxAttempts: config.UNEXPECTED_ERROR_MAX_ATTEMPTS,
       signal: this.stopping.signal,
       holdLimitMs: holdLimitMs(config),
+      queue: config.RABBITMQ_CONSUME_QUEUE,
     });
     this.health = buildHealthServer({
       registry: metrics.registry,

@@ -2,7 +2,19 @@ import { randomUUID } from 'node:crypto';
 import { ConsumerStatus, type AsyncMessage, type Connection, type Publisher } from 'rabbitmq-client';
 import { isConnectionFailure } from '@foodies/db';
 import { reasonText } from '@foodies/domain';
-import { backoffDelay, during, ServiceError, sleep, type BackoffPolicy, type DependencyGate, type Logger } from '@foodies/platform';
+import {
+  backoffDelay,
+  contextFromHeaders,
+  during,
+  inSpan,
+  ServiceError,
+  sleep,
+  SpanKind,
+  tracingEnabled,
+  type BackoffPolicy,
+  type DependencyGate,
+  type Logger,
+} from '@foodies/platform';
 import { deadLetter, scrubbedCopy, type DeadLetterRoute } from './dead-letter.js';
 import type { StockConfirmedHandler } from './handler.js';
 import type { ConsumerMetrics } from './metrics.js';
@@ -66,6 +78,8 @@ export interface DeliveryOptions {
   unexpectedErrorMaxAttempts: number;
   /** Aborted at shutdown: a waiting message goes back to the queue. */
   signal: AbortSignal;
+  /** The consume queue: names the delivery's span. */
+  queue: string;
   /**
    * How long a delivery may be held in retries and waits (holdLimitMs: 90% of the broker's
    * consumer timeout). Past it the message goes back to the queue: RabbitMQ would otherwise
@@ -91,7 +105,40 @@ export interface DeliveryOptions {
 export class DeliveryRules {
   constructor(private readonly options: DeliveryOptions) {}
 
-  readonly onMessage = async (msg: AsyncMessage): Promise<ConsumerStatus> => {
+  /**
+   * One delivery, in a CONSUMER span when tracing is on: its parent is the producer's span
+   * (the message's W3C `traceparent` header, if it has one); decode, claim, gateway charge
+   * and commit are its children (handler.ts, payment/charge.ts).
+   */
+  readonly onMessage = (msg: AsyncMessage): Promise<ConsumerStatus> => {
+    if (!tracingEnabled()) return this.process(msg);
+    return inSpan(
+      `process ${this.options.queue}`,
+      {
+        kind: SpanKind.CONSUMER,
+        parent: contextFromHeaders(msg.headers),
+        attributes: {
+          'messaging.system': 'rabbitmq',
+          'messaging.operation.type': 'process',
+          'messaging.operation.name': 'process',
+          'messaging.destination.name': msg.exchange,
+          'messaging.destination.subscription.name': this.options.queue,
+          'messaging.rabbitmq.destination.routing_key': msg.routingKey,
+          'messaging.rabbitmq.message.delivery_tag': msg.deliveryTag,
+          ...(msg.messageId ? { 'messaging.message.id': msg.messageId } : {}),
+          ...(Buffer.isBuffer(msg.body) ? { 'messaging.message.body.size': msg.body.length } : {}),
+          'foodies.message.redelivered': msg.redelivered,
+        },
+      },
+      async (span) => {
+        const status = await this.process(msg);
+        span?.setAttribute('foodies.message.settled', status === ConsumerStatus.ACK ? 'ack' : 'requeue');
+        return status;
+      },
+    );
+  };
+
+  private readonly process = async (msg: AsyncMessage): Promise<ConsumerStatus> => {
     const { metrics } = this.options;
     const started = performance.now();
     metrics.inFlight.inc();

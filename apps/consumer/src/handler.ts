@@ -9,7 +9,17 @@ import {
   type PaymentRecord,
   type ProcessPaymentRequest,
 } from '@foodies/domain';
-import { during, lazyChild, TransientError, type Logger, type WorkLogger } from '@foodies/platform';
+import {
+  dbSpan,
+  during,
+  inSpan,
+  inSpanSync,
+  lazyChild,
+  spanAttributes,
+  TransientError,
+  type Logger,
+  type WorkLogger,
+} from '@foodies/platform';
 import { answerRows, commitCharge, eventForRecord, failedEvent } from './answers.js';
 import { deadLetterBody } from './dead-letter.js';
 import { InvalidPaymentDataError, PaymentInFlightError, type PaymentCharger } from './payment/charge.js';
@@ -73,11 +83,17 @@ export class StockConfirmedHandler {
 
   /** `leaseOwner`: the same for every attempt of one delivery (see PaymentCharger.charge). */
   async handle(raw: Buffer, leaseOwner: string = randomUUID()): Promise<Handled> {
-    const decoded = decode(raw);
+    const decoded = inSpanSync('decode', {}, (span) => {
+      const body = decode(raw);
+      span?.setAttribute('foodies.decoded', body.kind);
+      return body;
+    });
     if (decoded.kind === 'poison') {
       return { outcome: 'dead_lettered', reason: decoded.reason, body: deadLetterBody(raw, decoded.scrubbed, decoded.removedSecrets) };
     }
     const ref = eventRef(decoded);
+    // Identifiers only: the delivery's span says which order and event it carried.
+    spanAttributes({ 'foodies.order.id': ref.orderId.toString(), 'foodies.event.id': ref.eventId });
     const log = this.logFor(ref);
     if (decoded.removedSecrets.length > 0) {
       log.warn({ fields: decoded.removedSecrets }, 'card secrets removed from incoming event before processing');
@@ -141,7 +157,12 @@ export class StockConfirmedHandler {
       case 'Charged':
         break;
     }
-    const committed = await commitCharge(this.deps.db, attempt, request.eventId, this.clock());
+    const committed = await inSpan('commit', dbSpan('UPDATE', 'payments'), (span) =>
+      commitCharge(this.deps.db, attempt, request.eventId, this.clock()).then((c) => {
+        span?.setAttribute('foodies.payment.outcome', c.kind);
+        return c;
+      }),
+    );
     switch (committed.kind) {
       case 'AlreadyProcessed':
         return this.republishPayment(request, committed.paymentRecord, log);
@@ -167,7 +188,9 @@ export class StockConfirmedHandler {
   private async reject(event: EventRef, code: PaymentFailureCode, reason: string, log: WorkLogger, reusedBy?: bigint): Promise<Answered> {
     const rejection = { orderId: event.orderId, eventId: event.eventId, code, reason };
     const answer = answerRows(event.eventId, 'REJECTED', failedEvent(event.orderId, reason, code, this.clock()), reason);
-    const answered = await during('record rejection', recordRejection(this.deps.db, rejection, answer));
+    const answered = await inSpan('commit', dbSpan('INSERT', 'order_answers'), () =>
+      during('record rejection', recordRejection(this.deps.db, rejection, answer)),
+    );
     if (answered) {
       if (reusedBy !== undefined) this.deps.onEventIdReused?.(event.eventId, event.orderId, reusedBy);
       log.warn({ failureCode: code, reason }, 'event rejected; answered with a failed event');

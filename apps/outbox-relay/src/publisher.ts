@@ -1,5 +1,6 @@
 import type { Connection, Publisher, ReturnedMessage } from 'rabbitmq-client';
 import type { OutboxRow } from '@foodies/db';
+import { contextOf, inSpan, SpanKind, spanContextFromTraceparent, traceHeaders, tracingEnabled } from '@foodies/platform';
 
 /** `broker`: the broker could not be reached or did not answer; `row`: this message was refused. */
 export type PublishOutcome = { ok: true } | { ok: false; kind: 'broker' | 'row'; error: string };
@@ -65,10 +66,41 @@ export class OutboxPublisher {
     });
   }
 
-  private async publishOne(row: OutboxRow): Promise<void> {
+  /**
+   * One row, in a PRODUCER span (when tracing is on) that continues the trace stored with
+   * the row and links to it: the order's trace runs from its producer to this answer, however
+   * long the row waited. The message carries that span's `traceparent`.
+   */
+  private publishOne(row: OutboxRow): Promise<void> {
+    if (!tracingEnabled()) return this.send(row);
+    const written = spanContextFromTraceparent(row.traceContext);
+    return inSpan(
+      `publish ${this.options.exchange}`,
+      {
+        kind: SpanKind.PRODUCER,
+        parent: written && contextOf(written),
+        links: written ? [{ context: written, attributes: { 'foodies.link': 'outbox row written' } }] : [],
+        attributes: {
+          'messaging.system': 'rabbitmq',
+          'messaging.operation.type': 'send',
+          'messaging.operation.name': 'publish',
+          'messaging.destination.name': this.options.exchange,
+          'messaging.rabbitmq.destination.routing_key': row.routingKey,
+          'messaging.message.id': row.eventId,
+          'messaging.message.body.size': Buffer.byteLength(row.payload, 'utf8'),
+          'foodies.order.id': row.orderId.toString(),
+          'foodies.outbox.id': row.id.toString(),
+        },
+      },
+      () => this.send(row),
+    );
+  }
+
+  private async send(row: OutboxRow): Promise<void> {
     // A return left over from an earlier, timed-out publish of this row must not count now.
     this.returned.delete(row.eventId);
     const limit = timeout(this.options.timeoutMs);
+    const headers = traceHeaders();
     try {
       await Promise.race([
         this.publisher.send(
@@ -80,6 +112,7 @@ export class OutboxPublisher {
             contentType: 'application/json',
             messageId: row.eventId,
             type: row.eventType,
+            ...(headers.traceparent ? { headers } : {}),
           },
           Buffer.from(row.payload, 'utf8'),
         ),

@@ -19,6 +19,8 @@ export interface NewOutboxRow {
   routingKey: string;
   /** The exact JSON body to publish. */
   payload: string;
+  /** The W3C `traceparent` of the span that wrote the row (tracing.ts), for the relay's publish span; null when tracing is off. */
+  traceContext?: string | null;
 }
 
 /** The answer to one consumed event: its inbox row and its result event's outbox row. */
@@ -36,8 +38,8 @@ const inboxRowFrom = (source: string) => `
 
 /** The result event's outbox row from `source` (one row or none). */
 const outboxRowFrom = (source: string) => `
-    INSERT INTO outbox (event_id, order_id, event_type, routing_key, payload)
-    SELECT $5::uuid, $6::int8, $7::varchar, $8::varchar, $9::text FROM ${source}
+    INSERT INTO outbox (event_id, order_id, event_type, routing_key, payload, trace_context)
+    SELECT $5::uuid, $6::int8, $7::varchar, $8::varchar, $9::text, $10::text FROM ${source}
     RETURNING id`;
 
 /**
@@ -45,7 +47,7 @@ const outboxRowFrom = (source: string) => `
  * re-publishes: the answer is written by the statement that makes the change it reports, and
  * only if that change happened. The host statement defines a CTE `gate` that yields one row
  * when the change happened (the guarded status update, the new rejection) and none when not,
- * and passes the answer as $1–$9 (answerValues). The outbox row comes from `gate`, so a
+ * and passes the answer as $1–$10 (answerValues). The outbox row comes from `gate`, so a
  * change is always announced; the inbox row is inserted unless the pair is already there.
  * A re-published answer changes nothing but the inbox, so there the new inbox row is the
  * gate: copies of one event racing to re-publish write one answer between them.
@@ -63,6 +65,7 @@ function answerValues({ inbox, outbox }: AnswerRows): unknown[] {
     outbox.eventType,
     outbox.routingKey,
     outbox.payload,
+    outbox.traceContext ?? null,
   ];
 }
 
@@ -88,7 +91,7 @@ export interface OrderRejection {
 const REJECTION_SQL = `
   WITH gate AS (
     INSERT INTO order_answers (order_id, kind, event_id, failure_code, failure_reason)
-    VALUES ($10::int8, 'REJECTION', $11::varchar, $12::varchar, $13::text)
+    VALUES ($11::int8, 'REJECTION', $12::varchar, $13::varchar, $14::text)
     ON CONFLICT (order_id) DO NOTHING
     RETURNING order_id
   ), ${ANSWER_CTES}
@@ -119,19 +122,19 @@ export interface StatusChange {
 }
 
 /**
- * $10 payment id, $11 status, $12 its allowed predecessors, $13–$16 the fields it sets (a
+ * $11 payment id, $12 status, $13 its allowed predecessors, $14–$17 the fields it sets (a
  * null keeps the stored value). A final status has no lease: it is cleared.
  */
 const FINALISE_SQL = `
   WITH gate AS (
     UPDATE payments
-    SET status = $11::varchar,
-        transaction_id = coalesce($13::varchar, transaction_id),
-        failure_reason = coalesce($14::text, failure_reason),
-        failure_code = coalesce($15::varchar, failure_code),
-        processed_at = coalesce($16::timestamptz, processed_at),
+    SET status = $12::varchar,
+        transaction_id = coalesce($14::varchar, transaction_id),
+        failure_reason = coalesce($15::text, failure_reason),
+        failure_code = coalesce($16::varchar, failure_code),
+        processed_at = coalesce($17::timestamptz, processed_at),
         lease_expires_at = NULL, lease_owner = NULL, updated_at = now()
-    WHERE id = $10::int8 AND status = ANY($12::varchar[])
+    WHERE id = $11::int8 AND status = ANY($13::varchar[])
     RETURNING id
   ), ${ANSWER_CTES}
   SELECT id FROM gate`;

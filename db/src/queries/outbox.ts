@@ -16,8 +16,8 @@ export async function notifyOutbox(db: Db): Promise<void> {
 }
 
 const INSERT_SQL = `
-  INSERT INTO outbox (event_id, order_id, event_type, routing_key, payload)
-  VALUES ($1::uuid, $2::int8, $3::varchar, $4::varchar, $5::text)
+  INSERT INTO outbox (event_id, order_id, event_type, routing_key, payload, trace_context)
+  VALUES ($1::uuid, $2::int8, $3::varchar, $4::varchar, $5::text, $6::text)
   RETURNING id`;
 
 /** The caller commits, then calls notifyOutbox (the relay's poll catches a missed one). */
@@ -28,6 +28,7 @@ export async function insertOutboxRow(db: Db, row: NewOutboxRow): Promise<bigint
     row.eventType,
     row.routingKey,
     row.payload,
+    row.traceContext ?? null,
   ]);
   return inserted!.id;
 }
@@ -43,6 +44,8 @@ export interface OutboxRow {
   attempts: number;
   /** Failures of this row itself (returned, nacked); broker outages do not count. */
   rowFailures: number;
+  /** The `traceparent` stored when the row was written (NULL when tracing was off). */
+  traceContext: string | null;
   /** The order has a later pending row, which becomes claimable once this one is published. */
   hasNext: boolean;
   /**
@@ -55,6 +58,7 @@ export interface OutboxRow {
 /** $1 the batch size. */
 const CLAIM_BATCH_SQL = `
   SELECT o.id, o.event_id, o.order_id, o.event_type, o.routing_key, o.payload, o.created_at, o.attempts, o.row_failures,
+         o.trace_context,
          EXISTS (
            SELECT 1 FROM outbox n
            WHERE n.order_id = o.order_id AND n.id > o.id AND n.published_at IS NULL AND n.parked_at IS NULL
@@ -80,6 +84,7 @@ interface ClaimedRow {
   created_at: Date;
   attempts: number;
   row_failures: number;
+  trace_context: string | null;
   has_next: boolean;
   waited_ms: number;
 }
@@ -102,6 +107,7 @@ export async function claimOutboxBatch(tx: Db, limit: number): Promise<OutboxRow
     createdAt: r.created_at,
     attempts: r.attempts,
     rowFailures: r.row_failures,
+    traceContext: r.trace_context,
     hasNext: r.has_next,
     waitedMs: r.waited_ms,
   }));

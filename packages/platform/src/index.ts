@@ -9,3 +9,4 @@ export * from './metrics.js';
 export * from './log-errors.js';
 export * from './log-pretty.js';
 export * from './gate.js';
+export * from './tracing.js';

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { FinishedRefund, NewOutboxRow } from '@foodies/db';
+import { currentTraceparent } from '@foodies/platform';
 import { EVENT_NAMES, formatInstant, ROUTING_KEYS, stringifyJson, type OrderPaymentRefundedEvent } from '@foodies/domain';
 
 /**
@@ -27,5 +28,7 @@ export function refundedEventRow({ refund, refundedTotal, fullyRefunded }: Finis
     eventType: EVENT_NAMES.paymentRefunded,
     routingKey: ROUTING_KEYS.paymentRefunded,
     payload: stringifyJson(body),
+    // The request's span (or the sweep's, none): the relay's publish span continues its trace.
+    traceContext: currentTraceparent(),
   };
 }

@@ -21,7 +21,7 @@ import {
   type PaymentGateway,
   type RetryPolicy,
 } from '@foodies/gateway';
-import { during, ServiceError, TransientError } from '@foodies/platform';
+import { dbSpan, during, inSpan, ServiceError, SpanKind, TransientError } from '@foodies/platform';
 
 /** Another consumer holds a live lease on this order's payment: retry after it finishes. */
 export class PaymentInFlightError extends TransientError {
@@ -107,7 +107,12 @@ export class PaymentCharger {
    */
   async charge(request: ProcessPaymentRequest, owner: string): Promise<ChargeAttempt> {
     const { db } = this.options;
-    const claim = await during('claim payment', this.claim(request, owner));
+    const claim = await inSpan('claim', dbSpan('INSERT', 'payments'), (span) =>
+      during('claim payment', this.claim(request, owner)).then((c) => {
+        span?.setAttribute('foodies.claim', c.kind);
+        return c;
+      }),
+    );
     if (claim.kind === 'event-answered') return { kind: 'DuplicateEvent' };
     // Reported once: when the event gives its order the first answer (a retry finds the claim taken).
     if (claim.kind === 'claimed' && claim.reusedBy !== undefined)
@@ -161,24 +166,29 @@ export class PaymentCharger {
   private async chargeHeld(payment: PaymentRecord, owner: string, known?: GatewayResult): Promise<Charged> {
     let answer: GatewayResult;
     try {
+      const key = idempotencyKeyForOrder(payment.orderId);
       answer =
         known ??
-        (await during(
-          'charge at gateway',
-          chargeWithRetry(
-            this.options.gateway,
-            {
-              amount: payment.amount,
-              currency: payment.currency,
-              paymentMethod: payment.paymentMethod,
-              orderId: payment.orderId,
-              buyerId: payment.buyerId,
-            },
-            idempotencyKeyForOrder(payment.orderId),
-            this.options.chargePolicy,
-            this.options.observer,
-          ),
-        ));
+        (await inSpan('gateway charge', { kind: SpanKind.CLIENT, attributes: { 'foodies.gateway.idempotency_key': key } }, async (span) => {
+          const result = await during(
+            'charge at gateway',
+            chargeWithRetry(
+              this.options.gateway,
+              {
+                amount: payment.amount,
+                currency: payment.currency,
+                paymentMethod: payment.paymentMethod,
+                orderId: payment.orderId,
+                buyerId: payment.buyerId,
+              },
+              key,
+              this.options.chargePolicy,
+              this.options.observer,
+            ),
+          );
+          span?.setAttribute('foodies.gateway.result', result.kind);
+          return result;
+        }));
     } catch (err) {
       await releasePaymentLease(this.options.db, payment.id, owner).catch(() => undefined);
       throw err;
