@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { randomUUID } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -48,7 +48,8 @@ t.test('npm start says which dependency is missing, where, and how to start it â
   t.notMatch(noRabbit.stderr, /\n\s+at /);
 });
 
-t.test('npm start runs all three apps with prefixes, answers an order, and stops them all cleanly on Ctrl-C', async (t) => {
+/** npm start on a fresh (unmigrated) database and run-unique RabbitMQ names, in its own process group (a failing test kills it and the three apps at once). */
+async function startAllOnTestStack(t: Test, env: Record<string, string>) {
   const database = await createTestDatabase(t, { migrate: false });
   const rabbit = testRabbit(t);
   const names = rabbitNames(t, rabbit);
@@ -62,11 +63,15 @@ t.test('npm start runs all three apps with prefixes, answers an order, and stops
       PORT: '0',
       CONSUMER_HEALTH_PORT: '0',
       RELAY_HEALTH_PORT: '0',
-      PAYMENT_DELAY_MS: '0',
+      ...env,
     },
-    // Its own process group, so a failing test can kill npm start and the three apps at once.
     group: true,
   });
+  return { database, rabbit, names, npmStart };
+}
+
+t.test('npm start runs all three apps with prefixes, answers an order, and stops them all cleanly on Ctrl-C', async (t) => {
+  const { database, rabbit, names, npmStart } = await startAllOnTestStack(t, { PAYMENT_DELAY_MS: '0' });
   await waitFor(
     'three apps up',
     () =>
@@ -119,23 +124,7 @@ t.test('npm start runs all three apps with prefixes, answers an order, and stops
 });
 
 t.test('npm start with LOG_FORMAT=pretty (the default on a terminal): one short line per event per app', async (t) => {
-  const database = await createTestDatabase(t, { migrate: false });
-  const rabbit = testRabbit(t);
-  const names = rabbitNames(t, rabbit);
-  const npmStart = spawnApp(t, startAll, {
-    env: {
-      ...testDbEnv(database),
-      RABBITMQ_HOST: TEST_RABBIT.RABBITMQ_HOST,
-      RABBITMQ_PORT: String(TEST_RABBIT.RABBITMQ_PORT),
-      RABBITMQ_PUBLISH_EXCHANGE: names.exchange,
-      RABBITMQ_CONSUME_QUEUE: names.queue,
-      PORT: '0',
-      CONSUMER_HEALTH_PORT: '0',
-      RELAY_HEALTH_PORT: '0',
-      LOG_FORMAT: 'pretty',
-    },
-    group: true,
-  });
+  const { names, npmStart } = await startAllOnTestStack(t, { LOG_FORMAT: 'pretty' });
   const time = String.raw`\d\d:\d\d:\d\d\.\d{3}`;
   await waitFor(
     'three apps up, in pretty lines',

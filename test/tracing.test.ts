@@ -45,6 +45,14 @@ async function answers(h: Harness): Promise<{ received: AsyncMessage[]; close: (
   return { received, close: () => consumer.close() };
 }
 
+/** Tracing on for one test, every span kept in memory; off again at its teardown. */
+async function inMemoryTracing(t: Test): Promise<InMemorySpanExporter> {
+  const exporter = new InMemorySpanExporter();
+  const tracing = await startTracing({ serviceName: 'payment-test', exporter });
+  t.teardown(() => tracing.shutdown());
+  return exporter;
+}
+
 /** The spans as an indented tree, parents first: what the closing note shows. */
 function drawTree(spans: ReadableSpan[]): string {
   const byParent = new Map<string | undefined, ReadableSpan[]>();
@@ -94,9 +102,7 @@ t.test('tracing is off unless OTEL_* asks for it', async (t) => {
 t.test(
   "one order's trace, in memory: producer → consumer (decode, claim, gateway charge with a retry, commit) → relay publish",
   async (t) => {
-    const exporter = new InMemorySpanExporter();
-    const tracing = await startTracing({ serviceName: 'payment-test', exporter });
-    t.teardown(() => tracing.shutdown());
+    const exporter = await inMemoryTracing(t);
     const h = await harness(t);
     await h.startConsumer(
       {},
@@ -195,9 +201,7 @@ t.test(
 t.test(
   "the admin API traces requests: a SERVER span per request, the caller's traceparent its parent, the refund's outbox row in its trace",
   async (t) => {
-    const exporter = new InMemorySpanExporter();
-    const tracing = await startTracing({ serviceName: 'payment-test', exporter });
-    t.teardown(() => tracing.shutdown());
+    const exporter = await inMemoryTracing(t);
     const database = await createTestDatabase(t);
     const key = await signingKey('k');
     const jwks = await jwksServer(t, [key.jwk]);
