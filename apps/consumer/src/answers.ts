@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import {
-  finalisePayment,
+  directPaymentWrites,
   findPaymentById,
   releasePaymentLease,
   type AnswerRows,
   type Db,
   type InboxOutcome,
+  type PaymentWrites,
   type StatusChange,
 } from '@foodies/db';
 import {
@@ -100,7 +101,13 @@ export type Committed = Outcome | Extract<PaymentResult, { kind: 'AlreadyProcess
  * this fails too, and the same owner's retry takes it back). If the guard refused, another
  * consumer finalised the payment first (our lease had expired): its outcome stands.
  */
-export async function commitCharge(db: Db, charged: Charged, eventId: string, now: Date): Promise<Committed> {
+export async function commitCharge(
+  db: Db,
+  charged: Charged,
+  eventId: string,
+  now: Date,
+  writes: PaymentWrites = directPaymentWrites(db),
+): Promise<Committed> {
   const { payment, answer, owner } = charged;
   const result: Outcome =
     answer.kind === 'Success'
@@ -120,7 +127,7 @@ export async function commitCharge(db: Db, charged: Charged, eventId: string, no
   let committed: boolean;
   try {
     const rows = answerRows(eventId, change.status, eventForResult(payment.orderId, result));
-    committed = await during('commit payment outcome', finalisePayment(db, payment.id, change, rows));
+    committed = await during('commit payment outcome', writes.finalise(payment.id, change, rows));
   } catch (err) {
     await releasePaymentLease(db, payment.id, owner).catch(() => undefined);
     throw err;

@@ -1,5 +1,5 @@
 import type { Connection, Consumer, Publisher } from 'rabbitmq-client';
-import { createDb, pingDatabase, type Db } from '@foodies/db';
+import { batchedPaymentWrites, createDb, directPaymentWrites, pingDatabase, type Db } from '@foodies/db';
 import { ROUTING_KEYS } from '@foodies/domain';
 import {
   backoffDelay,
@@ -85,14 +85,21 @@ export class ConsumerApp {
         'eventId already answered for another order: a producer bug, not a duplicate; this order is answered too',
       );
     };
+    const batch = {
+      maxBatch: config.PAYMENT_BATCH_SIZE,
+      maxConcurrent: config.PAYMENT_BATCH_CONCURRENCY,
+      onStatement: (statement: 'claim' | 'final' | 'ledger', rows: number) => metrics.statementRows.observe({ statement }, rows),
+    };
+    const writes = batch.maxBatch > 1 ? batchedPaymentWrites(db, batch) : directPaymentWrites(db);
     this.gateway =
       overrides.gateway?.(db) ??
       new SimulatedPaymentGateway(
         { alwaysSucceed: config.PAYMENT_ALWAYS_SUCCEED, processingDelayMs: config.PAYMENT_DELAY_MS },
-        new PgLedgerStore(db),
+        new PgLedgerStore(db, batch),
       );
     const charger = new PaymentCharger({
       db,
+      writes,
       gateway: this.gateway,
       leaseMs: config.PAYMENT_LEASE_MS,
       chargePolicy: retryPolicyFrom(config),
@@ -131,7 +138,7 @@ export class ConsumerApp {
     this.publisher = this.rabbit.createPublisher({ confirm: true, maxAttempts: 3 });
     this.deadLetters = deadLetterRoute(config.RABBITMQ_CONSUME_QUEUE, config.RABBITMQ_QUEUE_TYPE);
     this.delivery = new DeliveryRules({
-      handler: new StockConfirmedHandler({ db, charger, logger, onEventIdReused }),
+      handler: new StockConfirmedHandler({ db, writes, charger, logger, onEventIdReused }),
       rabbit: this.rabbit,
       publisher: this.publisher,
       deadLetters: this.deadLetters,

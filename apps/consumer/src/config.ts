@@ -62,6 +62,19 @@ export const ConsumerConfigSchema = Type.Object({
     default: 100,
     description: 'must be an integer from 1 to 1000 (stale payments taken per recovery sweep)',
   }),
+  // Group commit (db/src/batch.ts): claims, ledger writes and final writes that arrive together share a statement.
+  PAYMENT_BATCH_SIZE: Type.Integer({
+    minimum: 1,
+    maximum: 1000,
+    default: 64,
+    description: 'must be an integer from 1 to 1000 (most payments per claim, ledger or final statement; 1: one statement each)',
+  }),
+  PAYMENT_BATCH_CONCURRENCY: Type.Integer({
+    minimum: 1,
+    maximum: 100,
+    default: 2,
+    description: 'must be an integer from 1 to 100 (statements of one kind running at once before new payments wait to share the next)',
+  }),
 });
 
 export type ConsumerConfig = Static<typeof ConsumerConfigSchema>;

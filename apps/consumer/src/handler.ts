@@ -1,5 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { findOrderRejection, findPaymentByOrderId, inboxState, recordRejection, writeAnswer, type Db } from '@foodies/db';
+import {
+  findOrderRejection,
+  findPaymentByOrderId,
+  inboxState,
+  recordRejection,
+  writeAnswer,
+  type Db,
+  type PaymentWrites,
+} from '@foodies/db';
 import {
   decodeStockConfirmed,
   isInFlight,
@@ -33,6 +41,8 @@ type Answered = Exclude<Handled['outcome'], 'dead_lettered'>;
 
 export interface HandlerDeps {
   db: Db;
+  /** The final write's statement: batched in the app (payment-writes.ts); one per call if absent. */
+  writes?: PaymentWrites;
   charger: PaymentCharger;
   logger: Logger;
   clock?: () => Date;
@@ -158,7 +168,7 @@ export class StockConfirmedHandler {
         break;
     }
     const committed = await inSpan('commit', dbSpan('UPDATE', 'payments'), (span) =>
-      commitCharge(this.deps.db, attempt, request.eventId, this.clock()).then((c) => {
+      commitCharge(this.deps.db, attempt, request.eventId, this.clock(), this.deps.writes).then((c) => {
         span?.setAttribute('foodies.payment.outcome', c.kind);
         return c;
       }),

@@ -67,6 +67,13 @@ export function createConsumerMetrics(db: Db) {
       help: 'Events whose eventId was already answered for a different order (a producer bug); each such order is still answered',
       registers: [registry],
     }),
+    statementRows: new Histogram({
+      name: 'payment_consumer_statement_rows',
+      help: 'Payments per database statement of the payment path (claim, ledger, final): 1 when alone, more when they arrived together (PAYMENT_BATCH_SIZE)',
+      labelNames: ['statement'] as const,
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+      registers: [registry],
+    }),
     gatewayRetries: new Counter({
       name: 'payment_gateway_retries_total',
       help: 'Charge calls repeated under the same key',

@@ -90,6 +90,32 @@ t.test('the same event delivered 5 times at once to two consumers: one payment, 
   t.equal(await countRows(h.db, 'inbox', orderId), 1);
 });
 
+t.test(
+  'a burst shares its statements: fewer claims, ledger writes and final writes than payments, one answer each; a value the database refuses fails its own order only',
+  async (t) => {
+    const h = await harness(t);
+    await sql`ALTER TABLE payments ADD CONSTRAINT test_refuses_buyer CHECK (buyer_id <> 'refused-buyer')`.execute(h.db);
+    const app = await h.startConsumer({ PAYMENT_DELAY_MS: 5 });
+    const events = Array.from({ length: 60 }, (_, i) => stockConfirmedEvent(i === 17 ? { buyerId: 'refused-buyer' } : {}));
+    await Promise.all(events.map((e) => h.publish(e)));
+    const settled = async () => (await app.metrics.messages.get()).values.reduce((n, v) => n + v.value, 0);
+    await waitFor('all sixty settled', async () => (await settled()) === 60, 15_000);
+    const outcomes = Object.fromEntries((await app.metrics.messages.get()).values.map((v) => [v.labels.outcome, v.value]));
+    t.same(outcomes, { succeeded: 59, rejected: 1 });
+    for (const [i, e] of events.entries()) {
+      const orderId = e.orderId as bigint;
+      t.equal(await countRows(h.db, 'outbox', orderId), 1, `order ${i}: one answer`);
+      t.equal(await countLedgerCharges(h.db, orderId), i === 17 ? 0 : 1, `order ${i}: ${i === 17 ? 'never charged' : 'one charge'}`);
+    }
+    const rows = (await app.metrics.statementRows.get()).values;
+    for (const statement of ['claim', 'ledger', 'final']) {
+      const count = rows.find((v) => v.metricName?.endsWith('_count') && v.labels.statement === statement)!.value;
+      const sum = rows.find((v) => v.metricName?.endsWith('_sum') && v.labels.statement === statement)!.value;
+      t.ok(count < sum, `${statement}: ${sum} payments in ${count} statements`);
+    }
+  },
+);
+
 t.test('poison bodies go to the DLQ with a reason, and the consumer keeps going', async (t) => {
   const h = await harness(t);
   await h.startConsumer();

@@ -162,3 +162,79 @@ export async function finalisePayment(db: Db, paymentId: bigint, change: StatusC
   ]);
   return rows.length === 1;
 }
+
+/** One final write of a batch: finalisePayment's arguments. */
+export interface Finalisation {
+  paymentId: bigint;
+  change: StatusChange & { status: 'SUCCEEDED' | 'FAILED' };
+  answer: AnswerRows;
+}
+
+/**
+ * FINALISE_SQL for many payments (distinct ids, see batch.ts): $1–$10 arrays of the answers'
+ * values (answerValues, element by element), $11 the payment ids, $12 their statuses, $13 and
+ * $14 the predecessors allowed for SUCCEEDED and FAILED, $15–$18 arrays of the fields set.
+ * Every payment keeps its own guard: a refused one updates nothing and writes no answer, the
+ * others commit. (Two batches share no payment: each is leased to one delivery. If a takeover
+ * ever made them deadlock, 40P01 is an item error and the batch is run again item by item.)
+ */
+const FINALISE_BATCH_SQL = `
+  WITH input AS (
+    SELECT * FROM unnest($1::varchar[], $2::int8[], $3::varchar[], $4::text[], $5::uuid[], $6::int8[], $7::varchar[], $8::varchar[],
+                         $9::text[], $10::text[], $11::int8[], $12::varchar[], $15::varchar[], $16::text[], $17::varchar[],
+                         $18::timestamptz[])
+      WITH ORDINALITY AS i(inbox_event_id, inbox_order_id, outcome, detail, outbox_event_id, outbox_order_id, event_type, routing_key,
+                           payload, trace_context, payment_id, status, transaction_id, failure_reason, failure_code, processed_at, ord)
+  ),
+  gate AS (
+    UPDATE payments p
+    SET status = input.status,
+        transaction_id = coalesce(input.transaction_id, p.transaction_id),
+        failure_reason = coalesce(input.failure_reason, p.failure_reason),
+        failure_code = coalesce(input.failure_code, p.failure_code),
+        processed_at = coalesce(input.processed_at, p.processed_at),
+        lease_expires_at = NULL, lease_owner = NULL, updated_at = now()
+    FROM input
+    WHERE p.id = input.payment_id
+      AND p.status = ANY(CASE input.status WHEN 'SUCCEEDED' THEN $13::varchar[] WHEN 'FAILED' THEN $14::varchar[] END)
+    RETURNING p.id
+  ),
+  passed AS (SELECT input.* FROM input JOIN gate ON gate.id = input.payment_id),
+  inbox_row AS (
+    INSERT INTO inbox (event_id, order_id, outcome, detail)
+    SELECT inbox_event_id, inbox_order_id, outcome, detail FROM passed ORDER BY inbox_event_id, inbox_order_id
+    ON CONFLICT (event_id, order_id) DO NOTHING
+    RETURNING 1
+  ),
+  outbox_row AS (
+    INSERT INTO outbox (event_id, order_id, event_type, routing_key, payload, trace_context)
+    SELECT outbox_event_id, outbox_order_id, event_type, routing_key, payload, trace_context FROM passed ORDER BY ord
+    RETURNING id
+  )
+  SELECT (gate.id IS NOT NULL) AS finalised FROM input LEFT JOIN gate ON gate.id = input.payment_id ORDER BY input.ord`;
+
+/**
+ * Finalises several payments in one statement (distinct payment ids): for each, true when its
+ * guard passed and its answer was written, false when it refused (as finalisePayment).
+ */
+export async function finalisePayments(db: Db, items: readonly Finalisation[]): Promise<boolean[]> {
+  const columns: unknown[][] = Array.from({ length: 16 }, () => []);
+  for (const { paymentId, change, answer } of items) {
+    [
+      ...answerValues(answer),
+      paymentId,
+      change.status,
+      change.transactionId ?? null,
+      change.failureReason ?? null,
+      change.failureCode ?? null,
+      change.processedAt ?? null,
+    ].forEach((v, i) => columns[i]!.push(typeof v === 'bigint' ? String(v) : v));
+  }
+  const rows = await runStatement<{ finalised: boolean }>(db, FINALISE_BATCH_SQL, [
+    ...columns.slice(0, 12),
+    ALLOWED_PREDECESSORS.SUCCEEDED,
+    ALLOWED_PREDECESSORS.FAILED,
+    ...columns.slice(12),
+  ]);
+  return rows.map((r) => r.finalised);
+}

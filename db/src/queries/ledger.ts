@@ -63,9 +63,12 @@ export async function recordLedgerEntry(db: Db, entry: LedgerEntry): Promise<Led
     entry.type,
     entry.chargeKey,
   ]);
-  if (inserted) return toEntry(inserted);
-  const existing = await findLedgerEntry(db, entry.idempotencyKey);
-  if (!existing) throw new Error(`ledger entry ${entry.idempotencyKey} vanished after a conflict`);
+  return inserted ? toEntry(inserted) : heldEntry(db, entry.idempotencyKey);
+}
+
+async function heldEntry(db: Db, idempotencyKey: string): Promise<LedgerEntry> {
+  const existing = await findLedgerEntry(db, idempotencyKey);
+  if (!existing) throw new Error(`ledger entry ${idempotencyKey} vanished after a conflict`);
   return existing;
 }
 
@@ -78,6 +81,48 @@ const RECORD_LEDGER_SQL = `
   RETURNING *`;
 
 const FIND_LEDGER_SQL = 'SELECT * FROM gateway_ledger WHERE idempotency_key = $1::varchar';
+/**
+ * RECORD_LEDGER_SQL for many entries (distinct keys, see batch.ts): $1–$10 arrays of the
+ * values. Each key keeps its own ON CONFLICT: the first answer under a key wins. One row per
+ * entry, in order: the entry as inserted, or nulls where the key already held an answer.
+ */
+const RECORD_LEDGER_BATCH_SQL = `
+  WITH input AS (
+    SELECT * FROM unnest($1::varchar[], $2::int8[], $3::numeric[], $4::varchar[], $5::varchar[], $6::varchar[], $7::varchar[],
+                         $8::text[], $9::varchar[], $10::varchar[])
+      WITH ORDINALITY AS i(idempotency_key, order_id, amount, currency, outcome, transaction_id, failure_code, failure_reason,
+                           entry_type, charge_key, ord)
+  ),
+  inserted AS (
+    INSERT INTO gateway_ledger (idempotency_key, order_id, amount, currency, outcome, transaction_id, failure_code, failure_reason,
+                                entry_type, charge_key)
+    SELECT idempotency_key, order_id, amount, currency, outcome, transaction_id, failure_code, failure_reason, entry_type, charge_key
+    FROM input ORDER BY idempotency_key
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING *
+  )
+  SELECT inserted.* FROM input LEFT JOIN inserted ON inserted.idempotency_key = input.idempotency_key ORDER BY input.ord`;
+
+export async function recordLedgerEntries(db: Db, entries: readonly LedgerEntry[]): Promise<LedgerEntry[]> {
+  const columns: unknown[][] = Array.from({ length: 10 }, () => []);
+  for (const e of entries) {
+    [
+      e.idempotencyKey,
+      e.orderId === null ? null : String(e.orderId),
+      e.amount,
+      e.currency,
+      e.outcome,
+      e.transactionId,
+      e.failureCode,
+      e.failureReason,
+      e.type,
+      e.chargeKey,
+    ].forEach((v, i) => columns[i]!.push(v));
+  }
+  const rows = await runStatement<Partial<LedgerRow>>(db, RECORD_LEDGER_BATCH_SQL, columns);
+  // A key that held an answer already (a retry, a takeover): read what it holds, as recordLedgerEntry does.
+  return Promise.all(rows.map((row, i) => (row.idempotency_key ? toEntry(row as LedgerRow) : heldEntry(db, entries[i]!.idempotencyKey))));
+}
 
 export async function findLedgerEntry(db: Db, idempotencyKey: string): Promise<LedgerEntry | undefined> {
   const [row] = await runStatement<LedgerRow>(db, FIND_LEDGER_SQL, [idempotencyKey]);

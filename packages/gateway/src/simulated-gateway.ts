@@ -1,5 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { findLedgerEntry, recordLedgerEntry, sumLedgerRefunds, type Db, type LedgerEntry } from '@foodies/db';
+import {
+  Batcher,
+  findLedgerEntry,
+  recordLedgerEntries,
+  recordLedgerEntry,
+  sumLedgerRefunds,
+  type BatchOptions,
+  type Db,
+  type LedgerEntry,
+} from '@foodies/db';
 import { toScaledAmount } from '@foodies/domain';
 import { sleep } from '@foodies/platform';
 import { GatewayUnavailableError, GatewayUnknownOutcomeError } from './gateway.js';
@@ -23,12 +32,31 @@ export interface LedgerStore {
   refunded(chargeKey: string): Promise<string>;
 }
 
-/** The simulated gateway's books in PostgreSQL, shared by every consumer process. */
+/**
+ * The simulated gateway's books in PostgreSQL, shared by every consumer process. With `batch`,
+ * entries recorded together share one statement (the provider's own group commit; each key
+ * keeps its first-answer-wins rule).
+ */
 export class PgLedgerStore implements LedgerStore {
-  constructor(private readonly db: Db) {}
+  private readonly records: Batcher<LedgerEntry, LedgerEntry> | undefined;
+
+  constructor(
+    private readonly db: Db,
+    batch?: BatchOptions,
+  ) {
+    if (batch && batch.maxBatch > 1)
+      this.records = new Batcher({
+        maxBatch: batch.maxBatch,
+        maxConcurrent: batch.maxConcurrent,
+        onStatement: (rows) => batch.onStatement?.('ledger', rows),
+        key: (e) => e.idempotencyKey,
+        runOne: (e) => recordLedgerEntry(db, e),
+        runBatch: (entries) => recordLedgerEntries(db, entries),
+      });
+  }
 
   record(entry: LedgerEntry): Promise<LedgerEntry> {
-    return recordLedgerEntry(this.db, entry);
+    return this.records ? this.records.run(entry) : recordLedgerEntry(this.db, entry);
   }
 
   find(idempotencyKey: string): Promise<LedgerEntry | undefined> {

@@ -1,5 +1,5 @@
 import {
-  claimPayment,
+  directPaymentWrites,
   findOrderRejection,
   findPaymentByOrderId,
   isDataRejection,
@@ -8,6 +8,7 @@ import {
   type Db,
   type Lease,
   type OrderRejection,
+  type PaymentWrites,
 } from '@foodies/db';
 import { idempotencyKeyForOrder, isInFlight, type PaymentRecord, type ProcessPaymentRequest } from '@foodies/domain';
 import {
@@ -63,6 +64,8 @@ export type ChargeObserver = CallObserver;
 
 export interface PaymentChargerOptions {
   db: Db;
+  /** The claim's statement: batched in the app (payment-writes.ts); one per call if absent. */
+  writes?: PaymentWrites;
   gateway: PaymentGateway;
   /** How long a claim owns an in-flight payment, ms; must outlast a whole charge with retries. */
   leaseMs: number;
@@ -82,7 +85,11 @@ export interface PaymentChargerOptions {
  * does not commit: the caller commits the outcome with its answer (answers.ts commitCharge).
  */
 export class PaymentCharger {
-  constructor(private readonly options: PaymentChargerOptions) {}
+  private readonly writes: PaymentWrites;
+
+  constructor(private readonly options: PaymentChargerOptions) {
+    this.writes = options.writes ?? directPaymentWrites(options.db);
+  }
 
   private lease(owner: string): Lease {
     return { owner, ms: this.options.leaseMs };
@@ -156,7 +163,7 @@ export class PaymentCharger {
 
   private async claim(request: ProcessPaymentRequest, owner: string) {
     try {
-      return await claimPayment(this.options.db, request, this.lease(owner));
+      return await this.writes.claim(request, this.lease(owner));
     } catch (err) {
       throw isDataRejection(err) ? new InvalidPaymentDataError(err) : err;
     }
