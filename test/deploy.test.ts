@@ -255,7 +255,7 @@ t.test('the Dockerfile builds in one stage and runs compiled code as a non-root 
     lines.some((l) => /npm prune --omit=dev/.test(l)),
     'production dependencies only',
   );
-  t.ok(runStage.includes(`ENV NODE_OPTIONS=${APP_NODE_OPTIONS}`), 'the apps run with the heap limit npm run bench measures them with');
+  t.ok(runStage.includes(`ENV NODE_OPTIONS="${APP_NODE_OPTIONS}"`), 'the apps run with the heap limit npm run bench measures them with');
   for (const line of lines.filter((l) => l.startsWith('COPY ') && !l.includes('--from='))) {
     const sources = line
       .replace(/^COPY\s+(--\S+\s+)*/, '')

@@ -49,7 +49,7 @@ export function buildApps(): boolean {
 const CLK_TCK = 100;
 
 /** NODE_OPTIONS of the apps, as the Dockerfile sets it (test/deploy.test.ts keeps them equal). */
-export const APP_NODE_OPTIONS = '--max-old-space-size=256';
+export const APP_NODE_OPTIONS = '--max-old-space-size=256 --max-semi-space-size=16';
 
 /** CPU seconds (user + system) and peak RSS (MB) of a live process, from /proc. */
 export function processStats(pid: number): { cpuSeconds: number; peakRssMb: number } {
