@@ -39,7 +39,7 @@ const stack = await startStack({
   consumers: options.consumers,
   relays: options.relays,
   delayMs: options.delayMs,
-  prefetch: 64,
+  prefetch: 256,
   tsx: options.tsx,
   logLevel: options.logLevel,
   adminApi: true,

@@ -11,8 +11,10 @@ t.test('consumer defaults', async (t) => {
   t.match(config, {
     RABBITMQ_CONSUME_QUEUE: 'payment.stock-confirmed',
     RABBITMQ_PUBLISH_EXCHANGE: 'foodies.events',
-    RABBITMQ_PREFETCH: 64,
+    RABBITMQ_PREFETCH: 256,
     DB_POOL_MAX: 16,
+    PAYMENT_BATCH_SIZE: 64,
+    PAYMENT_BATCH_CONCURRENCY: 2,
     CONSUMER_HEALTH_PORT: 8086,
     PAYMENT_ALWAYS_SUCCEED: true,
     PAYMENT_DELAY_MS: 100,
@@ -26,6 +28,14 @@ t.test('PAYMENT_ALWAYS_SUCCEED and PAYMENT_DELAY_MS are parsed, and refused when
   t.throws(() => loadConsumerConfig({ PAYMENT_ALWAYS_SUCCEED: 'maybe' }), /^PAYMENT_ALWAYS_SUCCEED: must be true or false; got 'maybe'$/);
   t.throws(() => loadConsumerConfig({ PAYMENT_DELAY_MS: '-5' }), /^PAYMENT_DELAY_MS: must be a non-negative integer/);
   t.throws(() => loadConsumerConfig({ RABBITMQ_PREFETCH: '0' }), /^RABBITMQ_PREFETCH: must be an integer from 1 to 1000/);
+  t.throws(() => loadConsumerConfig({ PAYMENT_BATCH_SIZE: '0' }), /^PAYMENT_BATCH_SIZE: must be an integer from 1 to 1000/);
+  t.throws(() => loadConsumerConfig({ PAYMENT_BATCH_CONCURRENCY: '0' }), /^PAYMENT_BATCH_CONCURRENCY: must be an integer from 1 to 100/);
+  for (const written of ['2.5', '1e3', '0x10', '64 rows'])
+    t.throws(
+      () => loadConsumerConfig({ RABBITMQ_PREFETCH: written }),
+      new RegExp(`^RABBITMQ_PREFETCH: must be an integer from 1 to 1000 .*; got '${written}'$`),
+      `${written} is not read as an integer`,
+    );
   t.throws(() => loadConsumerConfig({ CONSUMER_HEALTH_PORT: 'http' }), /^CONSUMER_HEALTH_PORT: must be a TCP port/);
   t.throws(
     () => loadConsumerConfig({ RABBITMQ_QUEUE_TYPE: 'stream' }),

@@ -13,6 +13,12 @@ export function loadConfig<T extends TObject>(schema: T, env: NodeJS.ProcessEnv 
     const value = env[key];
     if (value !== undefined && value !== '') raw[key] = value.trim();
   }
+  // TypeBox converts '2.5' or '1e3' to an integer silently: an integer variable must be written as one.
+  for (const [key, value] of Object.entries(raw)) {
+    const property = schema.properties[key] as TSchema | undefined;
+    if (property?.type === 'integer' && !/^-?\d+$/.test(value))
+      throw new ConfigError(key, `${(property.description as string | undefined) ?? 'must be an integer'}; got '${value}'`);
+  }
   const converted = Value.Convert(schema, Value.Default(schema, raw));
   const error = Value.Errors(schema, converted).First();
   if (error) {
