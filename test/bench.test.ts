@@ -2,6 +2,7 @@ import t from 'tap';
 import { fileURLToPath } from 'node:url';
 import { spawnApp, type Teardown } from '@foodies/testkit';
 import { parseBenchArgs } from '../scripts/bench/options.js';
+import { loadConsumerConfig } from '../apps/consumer/src/config.js';
 
 const bench = fileURLToPath(new URL('../scripts/bench/main.ts', import.meta.url));
 
@@ -14,7 +15,16 @@ async function runBench(t: Teardown, args: string[]): Promise<{ code: number | n
 t.test('bench options: defaults follow the service, bad values are refused by name', async (t) => {
   const options = parseBenchArgs([]);
   t.not(options, 'help');
-  t.match(options, { mode: 'all', prefetch: 64, consumers: 1, relays: 1, runs: 3, delayMs: 0, logLevel: 'warn', tsx: false });
+  t.match(options, {
+    mode: 'all',
+    prefetch: loadConsumerConfig({}).RABBITMQ_PREFETCH,
+    consumers: 1,
+    relays: 1,
+    runs: 3,
+    delayMs: 0,
+    logLevel: 'warn',
+    tsx: false,
+  });
   t.throws(() => parseBenchArgs(['--mode', 'fast']), /^--mode: 'fast' must be burst, paced or all$/);
   t.throws(() => parseBenchArgs(['--n', '0']), /^--n: '0' must be an integer ≥ 1$/);
   t.throws(() => parseBenchArgs(['--log-level', 'loud']), /^--log-level: 'loud' must be one of/);
@@ -32,6 +42,7 @@ t.test('npm run bench measures real apps and checks every order, in both modes',
       answeredPerSecond: number;
       latencyMs: Record<string, number>;
       apps: Record<string, { cpuSeconds: number; peakRssMb: number }>;
+      servers: { postgres: number; rabbitmq: number };
       correct: boolean;
       duplicateAnswers: number;
     }>;
@@ -47,6 +58,7 @@ t.test('npm run bench measures real apps and checks every order, in both modes',
     t.ok(s.latencyMs.p50! > 0 && s.latencyMs.p50! <= s.latencyMs.p99!, `${s.mode}: ordered percentiles`);
     t.same(Object.keys(s.apps), ['consumer-1', 'relay-1'], `${s.mode}: figures for each app process`);
     t.ok(s.apps['consumer-1']!.peakRssMb > 20, `${s.mode}: peak RSS read from /proc`);
+    t.ok(s.servers.postgres > 0 && s.servers.rabbitmq > 0, `${s.mode}: the servers' CPU read from /proc`);
   }
   for (const r of report.results) t.match(r.correctness, { answered: r.n, payments: r.n, charges: r.n, maxChargesPerOrder: 1 });
   t.match(stderr, /burst run 1\/1: 60 events/, 'progress goes to stderr');

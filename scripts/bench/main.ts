@@ -86,6 +86,7 @@ const summary = modes.map((mode) => {
         { cpuSeconds: med(runs.map((r) => r.apps[a]!.cpuSeconds)), peakRssMb: Math.max(...runs.map((r) => r.apps[a]!.peakRssMb)) },
       ]),
     ),
+    servers: { postgres: med(runs.map((r) => r.servers.postgres)), rabbitmq: med(runs.map((r) => r.servers.rabbitmq)) },
     correct: runs.every((r) => r.correctness.ok),
     duplicateAnswers: runs.reduce((sum, r) => sum + r.correctness.duplicateAnswers, 0),
     ratioToCeiling: ceiling ? med(runs.map((r) => r.answeredPerSecond)) / ceiling : undefined,
@@ -117,8 +118,12 @@ if (options.json) {
     out(
       `  split p50 ms          broker wait ${f1(s.splitMs.brokerWait)} | consumer ${f1(s.splitMs.consumer)} | commit→confirm ${f1(s.splitMs.commitToConfirm)} | confirm→answer ${f1(s.splitMs.confirmToAnswer)}`,
     );
+    const perPayment = (seconds: number) => `${((seconds * 1000) / runs[0]!.n).toFixed(2)} ms/payment`;
     for (const [app, stats] of Object.entries(s.apps))
-      out(`  ${app.padEnd(20)}  cpu ${f1(stats.cpuSeconds)} s, peak RSS ${f1(stats.peakRssMb)} MB`);
+      out(`  ${app.padEnd(20)}  cpu ${f1(stats.cpuSeconds)} s (${perPayment(stats.cpuSeconds)}), peak RSS ${f1(stats.peakRssMb)} MB`);
+    out(
+      `  servers               postgres cpu ${f1(s.servers.postgres)} s (${perPayment(s.servers.postgres)}), rabbitmq cpu ${f1(s.servers.rabbitmq)} s (${perPayment(s.servers.rabbitmq)})`,
+    );
     out(
       `  correctness           ${s.correct ? 'every order answered, one payment row and one charge per order' : 'FAILED'}; duplicate answers at the listener: ${s.duplicateAnswers}`,
     );

@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { Connection } from 'rabbitmq-client';
 import { createTestDatabase, TEST_RABBIT, uniqueName, waitFor, type TestDatabase, testDbEnv } from '@foodies/testkit';
@@ -58,6 +58,30 @@ export function processStats(pid: number): { cpuSeconds: number; peakRssMb: numb
   const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
   const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return { cpuSeconds, peakRssMb: Number(hwm?.[1] ?? 0) / 1024 };
+}
+
+/**
+ * CPU seconds so far of the database and broker servers on this host (every process named
+ * postgres, and RabbitMQ's beam.smp), from /proc: where the rest of the machine goes. Server
+ * processes that exit during a run (a test's backends) are missed, so this is a lower bound.
+ */
+export function serverCpuSeconds(): { postgres: number; rabbitmq: number } {
+  const total = { postgres: 0, rabbitmq: 0 };
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const server = name === 'postgres' ? 'postgres' : name === 'beam.smp' ? 'rabbitmq' : undefined;
+    if (!server) continue;
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    total[server] += (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  }
+  return total;
 }
 
 /** A fresh migrated database, run-unique names, and the app processes started against them. */
