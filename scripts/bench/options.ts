@@ -31,7 +31,7 @@ OrderStockConfirmedEvents and times every answer.
   --delay-ms <ms>          simulated gateway delay, PAYMENT_DELAY_MS (default 0)
   --consumers <count>      consumer processes (default 1)
   --relays <count>         relay processes (default 1)
-  --prefetch <count>       RABBITMQ_PREFETCH per consumer (default: the service default, 256)
+  --prefetch <count>       RABBITMQ_PREFETCH per consumer (default: the service default, 512)
   --log-level <level>      LOG_LEVEL of the apps (default warn; info logs one line per payment)
   --runs <count>           repeats per mode; medians are reported (default 3)
   --no-ceiling             skip the machine-ceiling measurement
@@ -52,7 +52,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
       'delay-ms': { type: 'string', default: '0' },
       consumers: { type: 'string', default: '1' },
       relays: { type: 'string', default: '1' },
-      prefetch: { type: 'string', default: '256' },
+      prefetch: { type: 'string', default: '512' },
       'log-level': { type: 'string', default: 'warn' },
       runs: { type: 'string', default: '3' },
       'no-ceiling': { type: 'boolean', default: false },

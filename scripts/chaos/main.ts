@@ -39,7 +39,7 @@ const stack = await startStack({
   consumers: options.consumers,
   relays: options.relays,
   delayMs: options.delayMs,
-  prefetch: 256,
+  prefetch: 512,
   tsx: options.tsx,
   logLevel: options.logLevel,
   adminApi: true,

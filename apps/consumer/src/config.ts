@@ -21,8 +21,8 @@ export const ConsumerConfigSchema = Type.Object({
   RABBITMQ_PREFETCH: Type.Integer({
     minimum: 1,
     maximum: 1000,
-    // In flight = rate × gateway latency: 256 keeps a 300 ms card network at ~700/s per process (README: Scaling).
-    default: 256,
+    // In flight ≥ rate × (gateway latency + our ~70 ms): 512 keeps a 300 ms card network at ~1,000/s per process (README).
+    default: 512,
     description: 'must be an integer from 1 to 1000 (unacked messages, and so concurrent payments, per process)',
   }),
   // classic: what the existing Foodies services declare (RabbitMQ refuses a declaration whose

@@ -11,7 +11,7 @@ t.test('consumer defaults', async (t) => {
   t.match(config, {
     RABBITMQ_CONSUME_QUEUE: 'payment.stock-confirmed',
     RABBITMQ_PUBLISH_EXCHANGE: 'foodies.events',
-    RABBITMQ_PREFETCH: 256,
+    RABBITMQ_PREFETCH: 512,
     DB_POOL_MAX: 16,
     PAYMENT_BATCH_SIZE: 64,
     PAYMENT_BATCH_CONCURRENCY: 2,
