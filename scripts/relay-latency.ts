@@ -1,87 +1,199 @@
 /**
- * Measures the relay's commit -> confirm latency: inserts outbox rows one transaction at a
- * time at a fixed rate (each followed by a NOTIFY, as the consumer does), with one relay running, and reports
- * percentiles of published_at - created_at (published_at is stamped after the broker's
- * confirm). Uses a throw-away database and exchange on the local servers.
+ * Measures the relay at a steady rate: inserts outbox rows one transaction at a time (each
+ * followed by a NOTIFY, as the consumer does), with one relay running as its own process
+ * (`npm run start:relay`'s entry), and reports percentiles of published_at - created_at
+ * (published_at is stamped after the broker's confirm), the relay process's CPU per row and
+ * its PostgreSQL backends' CPU per row, from /proc. Each run uses a throw-away database,
+ * exchange and queue on the local servers and a fresh relay, warmed up with 300 rows first
+ * (not counted); medians over the runs.
  *
- *   npm run bench:relay-latency -- [rows=2000] [rate=400]
+ *   npm run bench:relay-latency -- [rows=2000] [rate=400] [--runs 3] [--profile <dir>]
+ *
+ * --profile writes the relay's V8 CPU profile (node --cpu-prof) per run to <dir>/run-<n>/.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 import { sql } from 'kysely';
-import { insertOutboxRow, notifyOutbox } from '@foodies/db';
+import { insertOutboxRow, notifyOutbox, type Db } from '@foodies/db';
 import { stringifyJson } from '@foodies/domain';
-import { createLogger } from '@foodies/platform';
 import { createTestDatabase, TEST_RABBIT, testRabbit, uniqueName, waitFor, testDbEnv } from '@foodies/testkit';
-import { buildRelayApp } from '../apps/outbox-relay/src/app.js';
-import { loadRelayConfig } from '../apps/outbox-relay/src/config.js';
 
-const rows = Number(process.argv[2] ?? 2000);
-const rate = Number(process.argv[3] ?? 400);
-const cleanups: Array<() => unknown> = [];
-const t = { teardown: (fn: () => unknown) => cleanups.unshift(fn) };
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  strict: true,
+  options: { runs: { type: 'string', default: '3' }, profile: { type: 'string' } },
+});
+const rows = Number(positionals[0] ?? 2000);
+const rate = Number(positionals[1] ?? 400);
+const runs = Number(values.runs);
+const WARM_UP_ROWS = 300;
+for (const [name, n] of [
+  ['rows', rows],
+  ['rate', rate],
+  ['--runs', runs],
+] as const) {
+  if (!Number.isInteger(n) || n < 1) {
+    process.stderr.write(`bench:relay-latency: ${name} must be an integer ≥ 1\n`);
+    process.exit(2);
+  }
+}
 
-try {
-  const database = await createTestDatabase(t);
-  const admin = testRabbit(t);
-  const exchange = uniqueName('bench.events');
-  const queue = uniqueName('bench.results');
-  await admin.exchangeDeclare({ exchange, type: 'topic', durable: true });
-  await admin.queueDeclare({ queue, exclusive: true });
-  await admin.queueBind({ exchange, queue, routingKey: 'payment.*' });
-  t.teardown(() => admin.exchangeDelete({ exchange }));
+/** User + system CPU ms of a live process, from /proc (clock ticks of 10 ms); 0 once it is gone. */
+function cpuMsOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
 
-  const relay = buildRelayApp(
-    {
-      ...loadRelayConfig({}),
-      ...TEST_RABBIT,
-      ...testDbEnv(database),
-      RABBITMQ_PUBLISH_EXCHANGE: exchange,
-      RELAY_HEALTH_PORT: 0,
-    },
-    createLogger({ name: 'relay-latency', level: 'warn' }),
-  );
-  t.teardown(() => relay.close());
-  await relay.start();
+/** CPU ms so far of each PostgreSQL backend serving the relay. */
+async function relayBackends(db: Db): Promise<Map<number, number>> {
+  const { rows: pids } = await sql<{ pid: number }>`
+    SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'payment-outbox-relay%'`.execute(db);
+  return new Map(pids.map(({ pid }) => [pid, cpuMsOf(pid)]));
+}
 
+/** Inserts `count` rows at `rate` per second from `first` on, each committed alone and followed by a NOTIFY. */
+async function insertPaced(db: Db, first: number, count: number): Promise<void> {
   const started = performance.now();
-  for (let i = 0; i < rows; i++) {
+  for (let i = 0; i < count; i++) {
     const due = started + (i * 1000) / rate;
     const wait = due - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const eventId = randomUUID();
-    await insertOutboxRow(database.db, {
+    const orderId = first + i;
+    await insertOutboxRow(db, {
       eventId,
-      orderId: BigInt(i + 1),
+      orderId: BigInt(orderId),
       eventType: 'OrderPaymentFailedEvent',
       routingKey: 'payment.failed',
-      payload: stringifyJson({
-        eventId,
-        orderId: i + 1,
-        failureReason: 'bench',
-        failureCode: 'UNKNOWN',
-        occurredAt: new Date().toISOString(),
-      }),
+      payload: stringifyJson({ eventId, orderId, failureReason: 'bench', failureCode: 'UNKNOWN', occurredAt: new Date().toISOString() }),
     });
-    await notifyOutbox(database.db);
+    await notifyOutbox(db);
   }
+}
+
+async function allPublished(db: Db): Promise<void> {
   await waitFor(
     'all published',
     async () => {
-      const { rows: left } = await sql<{ n: bigint }>`SELECT count(*) AS n FROM outbox WHERE published_at IS NULL`.execute(database.db);
+      const { rows: left } = await sql<{ n: bigint }>`SELECT count(*) AS n FROM outbox WHERE published_at IS NULL`.execute(db);
       return left[0]!.n === 0n;
     },
     60_000,
-    50,
+    20,
   );
-  const { rows: stats } = await sql<{ p50: number; p95: number; p99: number; max: number }>`
-    SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50, percentile_cont(0.95) WITHIN GROUP (ORDER BY ms) AS p95,
-           percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99, max(ms) AS max
-    FROM (SELECT extract(epoch FROM published_at - created_at) * 1000 AS ms FROM outbox) s`.execute(database.db);
-  const s = stats[0]!;
-  const f = (n: number) => Number(n).toFixed(1);
-  process.stdout.write(
-    `relay commit->confirm, ${rows} rows at ${rate}/s: p50 ${f(s.p50)} ms, p95 ${f(s.p95)} ms, p99 ${f(s.p99)} ms, max ${f(s.max)} ms\n`,
-  );
-} finally {
-  for (const fn of cleanups) await fn();
 }
+
+interface RunResult {
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+  relayCpuMsPerRow: number;
+  pgCpuMsPerRow: number;
+}
+
+async function oneRun(run: number): Promise<RunResult> {
+  const cleanups: Array<() => unknown> = [];
+  const t = { teardown: (fn: () => unknown) => cleanups.unshift(fn) };
+  try {
+    const database = await createTestDatabase(t);
+    const admin = testRabbit(t);
+    const exchange = uniqueName('bench.events');
+    const queue = uniqueName('bench.results');
+    await admin.exchangeDeclare({ exchange, type: 'topic', durable: true });
+    await admin.queueDeclare({ queue, exclusive: true });
+    await admin.queueBind({ exchange, queue, routingKey: 'payment.*' });
+    t.teardown(() => admin.exchangeDelete({ exchange }));
+
+    const profile = values.profile ? [`--cpu-prof`, `--cpu-prof-dir=${values.profile}/run-${run}`] : [];
+    const relay = spawn(
+      process.execPath,
+      [...profile, '--conditions=@foodies/source', '--import', 'tsx', 'apps/outbox-relay/src/main.ts'],
+      {
+        env: {
+          ...process.env,
+          ...testDbEnv(database),
+          RABBITMQ_HOST: TEST_RABBIT.RABBITMQ_HOST,
+          RABBITMQ_PORT: String(TEST_RABBIT.RABBITMQ_PORT),
+          RABBITMQ_USERNAME: TEST_RABBIT.RABBITMQ_USERNAME,
+          RABBITMQ_PASSWORD: TEST_RABBIT.RABBITMQ_PASSWORD,
+          RABBITMQ_PUBLISH_EXCHANGE: exchange,
+          RELAY_HEALTH_PORT: '0',
+          HOST: '127.0.0.1',
+          LOG_LEVEL: 'warn',
+          LOG_FORMAT: 'json',
+        },
+        stdio: ['ignore', 'inherit', 'inherit'],
+      },
+    );
+    t.teardown(async () => {
+      if (relay.exitCode !== null || relay.signalCode !== null) return;
+      relay.kill('SIGTERM');
+      await once(relay, 'exit');
+    });
+
+    // Warm-up: the relay's start, its JIT and its pool, not counted.
+    await insertPaced(database.db, 1, WARM_UP_ROWS);
+    await allPublished(database.db);
+    const { rows: firstRow } = await sql<{ id: bigint }>`SELECT max(id) + 1 AS id FROM outbox`.execute(database.db);
+    const backendsBefore = await relayBackends(database.db);
+    const cpuBefore = cpuMsOf(relay.pid!);
+
+    await insertPaced(database.db, WARM_UP_ROWS + 1, rows);
+    await allPublished(database.db);
+    const relayCpuMs = cpuMsOf(relay.pid!) - cpuBefore;
+    const backendsAfter = await relayBackends(database.db);
+    let pgCpuMs = 0;
+    for (const [pid, ms] of backendsAfter) pgCpuMs += ms - (backendsBefore.get(pid) ?? 0);
+
+    const { rows: stats } = await sql<{ p50: number; p95: number; p99: number; max: number }>`
+      SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50, percentile_cont(0.95) WITHIN GROUP (ORDER BY ms) AS p95,
+             percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99, max(ms) AS max
+      FROM (SELECT extract(epoch FROM published_at - created_at) * 1000 AS ms FROM outbox WHERE id >= ${firstRow[0]!.id}) s`.execute(
+      database.db,
+    );
+    const s = stats[0]!;
+    const result = {
+      p50: Number(s.p50),
+      p95: Number(s.p95),
+      p99: Number(s.p99),
+      max: Number(s.max),
+      relayCpuMsPerRow: relayCpuMs / rows,
+      pgCpuMsPerRow: pgCpuMs / rows,
+    };
+    process.stderr.write(
+      `run ${run}/${runs}: p50 ${f(result.p50)} ms, p95 ${f(result.p95)} ms, p99 ${f(result.p99)} ms, max ${f(result.max)} ms; ` +
+        `relay CPU ${f2(result.relayCpuMsPerRow)} ms per row, its PostgreSQL backends ${f2(result.pgCpuMsPerRow)} ms per row\n`,
+    );
+    return result;
+  } finally {
+    for (const fn of cleanups) await fn();
+  }
+}
+
+const f = (n: number) => n.toFixed(1);
+const f2 = (n: number) => n.toFixed(3);
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+const summary = (xs: number[], format: (n: number) => string) =>
+  `${format(median(xs))} (${format(Math.min(...xs))}–${format(Math.max(...xs))})`;
+
+const results: RunResult[] = [];
+for (let run = 1; run <= runs; run++) results.push(await oneRun(run));
+const pick = (key: keyof RunResult) => results.map((r) => r[key]);
+process.stdout.write(
+  `relay commit->confirm, ${rows} rows at ${rate}/s, ${runs} run(s), medians (min–max): ` +
+    `p50 ${summary(pick('p50'), f)} ms, p95 ${summary(pick('p95'), f)} ms, p99 ${summary(pick('p99'), f)} ms, max ${summary(pick('max'), f)} ms; ` +
+    `relay CPU ${summary(pick('relayCpuMsPerRow'), f2)} ms per row; its PostgreSQL backends ${summary(pick('pgCpuMsPerRow'), f2)} ms per row\n`,
+);
