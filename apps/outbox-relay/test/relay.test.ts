@@ -158,6 +158,82 @@ t.test("parking an order's first row releases the order's next row at once, with
   t.ok(parked.parked_at, 'the head row is parked');
 });
 
+t.test(
+  'a batch that fails between its claim and its commit rolls back: nothing marked, no session left in a transaction, the rows go out again',
+  async (t) => {
+    const h = await relayHarness(t);
+    let batches = 0;
+    const app = await h.startRelay(
+      { OUTBOX_POLL_INTERVAL_MS: 60_000 },
+      {
+        afterPublish: (rows) => {
+          if (rows.length > 0 && batches++ === 0) throw new Error('injected failure after the publish');
+        },
+      },
+    );
+    await startUpDrained(app);
+    const rows = await h.insertRows(3, { orderId: 777n });
+    await waitFor('the failed batch retried and marked', async () => (await unpublishedCount(h.db)) === 0, 10_000);
+    await app.relay.idle();
+    t.equal(batches, 4, "the failed batch, then the order's three rows one after the other");
+    const { rows: marked } = await sql<{ attempts: number }>`SELECT attempts FROM outbox ORDER BY id`.execute(h.db);
+    t.same(
+      marked.map((r) => r.attempts),
+      [1, 1, 1],
+      'the failed batch counted nothing: it rolled back',
+    );
+    await h.allDelivered();
+    const ids = rows.map((r) => r.eventId);
+    t.same(
+      h.received.map((m) => m.messageId),
+      [ids[0], ids[0], ids[1], ids[2]],
+      'the head went out twice (at least once), the order kept',
+    );
+    const { rows: sessions } = await sql<{ state: string }>`
+    SELECT state FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'payment-outbox-relay'`.execute(h.db);
+    t.ok(
+      sessions.length > 0 && sessions.every((s) => s.state === 'idle'),
+      `every relay session idle, none in a transaction (${sessions.map((s) => s.state).join(', ')})`,
+    );
+  },
+);
+
+t.test('a batch that fails between its claim and its commit rolls back before its connection goes back to the pool', async (t) => {
+  const h = await relayHarness(t);
+  let failed!: () => void;
+  const failure = new Promise<void>((resolve) => (failed = resolve));
+  const app = await h.startRelay(
+    { OUTBOX_POLL_INTERVAL_MS: 60_000 },
+    {
+      afterPublish: (rows) => {
+        if (rows.length === 0) return;
+        failed();
+        throw new Error('injected failure after the publish');
+      },
+    },
+  );
+  await startUpDrained(app);
+  const [head] = await h.insertRows(2, { orderId: 778n });
+  await failure;
+  // No retry: what the failed batch left behind is what the pool hands the next caller.
+  await app.relay.stop();
+  const { rows: free } = await sql<{ id: bigint }>`SELECT id FROM outbox WHERE id = ${head!.id.toString()}::int8 FOR UPDATE NOWAIT`.execute(
+    h.db,
+  );
+  t.same(
+    free.map((r) => r.id),
+    [head!.id],
+    "the head's row lock is gone: the claim's transaction rolled back",
+  );
+  const { rows: sessions } = await sql<{ state: string }>`
+    SELECT state FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'payment-outbox-relay'`.execute(h.db);
+  t.notOk(
+    sessions.some((s) => s.state.startsWith('idle in transaction')),
+    `no relay session left inside a transaction (${sessions.map((s) => s.state).join(', ')})`,
+  );
+  t.equal(await unpublishedCount(h.db), 2, 'nothing marked');
+});
+
 t.test('probes and metrics of the relay', async (t) => {
   const h = await relayHarness(t);
   const app = await h.startRelay();
