@@ -1,6 +1,5 @@
 import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient, type PostgresQueryResult } from 'kysely';
 import pg from 'pg';
-import { bundledParts, executeLiteral } from './bundled.js';
 import { isConnectionFailure } from './errors.js';
 import type { Db } from './executor.js';
 import type { Database } from './schema.js';
@@ -102,11 +101,6 @@ const STALE_PLAN = '0A000';
  * result columns a migration changed fails once with "cached plan must not change result
  * type" (0A000); its name is then forgotten, so the caller's retry prepares it afresh.
  *
- * Bundled statements (beginThen, thenCommit in bundled.ts): once the statement is prepared
- * on this connection, BEGIN or COMMIT and `EXECUTE name(literals)` go as one simple query,
- * one round trip. Its first run on a connection (or past the cap) takes one round trip each:
- * BEGIN, the statement (prepared now), COMMIT.
- *
  * Broken connections: a statement that failed because the connection did (reset, timed out,
  * terminated by the server) makes the release discard the connection instead of returning
  * it to the pool, where the next caller would wait on a dead socket. While checked out (a
@@ -117,8 +111,6 @@ const STALE_PLAN = '0A000';
 class PooledConnection {
   /** Statement text -> its name on this connection. */
   readonly prepared = new Map<string, string>();
-  /** Names the server holds a prepared statement under (run once with success): EXECUTE can use them. */
-  private readonly onServer = new Set<string>();
   private named = 0;
   private client: pg.PoolClient;
   private broken: Error | undefined;
@@ -152,44 +144,15 @@ class PooledConnection {
   /** Kysely's query(sql, parameters); it never passes a cursor (we configure none). */
   async query<R>(sql: string, parameters: ReadonlyArray<unknown>): Promise<PostgresQueryResult<R>> {
     const values = [...parameters];
-    const bundle = values.length > 0 ? bundledParts(sql) : undefined;
-    if (bundle) return this.bundled<R>(bundle.begin, bundle.statement, values, bundle.commit);
-    return this.run<R>(sql, values, values.length > 0 ? this.nameFor(sql) : undefined);
-  }
-
-  /** `statement`, with BEGIN before it and/or COMMIT after it, in one round trip once it is prepared here. */
-  private async bundled<R>(begin: boolean, statement: string, values: unknown[], commit: boolean): Promise<PostgresQueryResult<R>> {
-    const name = this.nameFor(statement);
-    if (name !== undefined && this.onServer.has(name)) {
-      const call = `EXECUTE ${name}(${values.map(executeLiteral).join(', ')})`;
-      const text = [begin ? 'BEGIN' : undefined, call, commit ? 'COMMIT' : undefined].filter(Boolean).join('; ');
-      // A simple query of several statements answers with one result per statement.
-      const results = (await this.run<R>(text, [], undefined, statement)) as unknown as Array<PostgresQueryResult<R>>;
-      return results[begin ? 1 : 0]!;
-    }
-    if (begin) await this.run('BEGIN', [], undefined);
-    const result = await this.run<R>(statement, values, name);
-    if (commit) await this.run('COMMIT', [], undefined);
-    return result;
-  }
-
-  /** One round trip; `statement` is the prepared text an EXECUTE in `sql` runs, when it is one. */
-  private async run<R>(sql: string, values: unknown[], name: string | undefined, statement?: string): Promise<PostgresQueryResult<R>> {
+    const name = values.length > 0 ? this.nameFor(sql) : undefined;
     try {
       const result = await this.client.query(name === undefined ? { text: sql, values } : { name, text: sql, values });
-      if (name !== undefined) this.onServer.add(name);
       return result as unknown as PostgresQueryResult<R>;
     } catch (err) {
-      if ((err as { code?: unknown } | null)?.code === STALE_PLAN) this.forget(statement ?? sql);
+      if ((err as { code?: unknown } | null)?.code === STALE_PLAN) this.prepared.delete(sql);
       if (isConnectionFailure(err)) this.broken = err as Error;
       throw err;
     }
-  }
-
-  private forget(text: string): void {
-    const name = this.prepared.get(text);
-    if (name !== undefined) this.onServer.delete(name);
-    this.prepared.delete(text);
   }
 
   release(destroy?: boolean): void {

@@ -1,11 +1,4 @@
-import {
-  beginAndClaimOutboxBatch,
-  markOutboxPublishedAndCommit,
-  recordOutboxFailure,
-  rollbackOutboxClaim,
-  type Db,
-  type OutboxRow,
-} from '@foodies/db';
+import { claimOutboxBatch, markOutboxPublished, recordOutboxFailure, type Db, type OutboxRow } from '@foodies/db';
 import { backoffDelay, during, sleep, type BackoffPolicy, type Logger } from '@foodies/platform';
 import type { OutboxPublisher, PublishOutcome } from './publisher.js';
 import type { RelayMetrics } from './metrics.js';
@@ -118,9 +111,6 @@ export class OutboxRelay {
 
   /**
    * One transaction: claim (row locks), publish with confirms, mark or record failures, commit.
-   * Two round trips to the database for a batch that publishes: BEGIN goes with the claim and
-   * COMMIT with the mark (one pinned connection; any failure rolls back before it returns to
-   * the pool, so nothing is marked and the rows are claimed again).
    * Returns `more`: another claim may find rows now, because the batch was full, or a
    * published or parked row's order has a later row, which that made claimable and which no
    * notification will announce. Anything else committed later comes with its own NOTIFY
@@ -131,62 +121,52 @@ export class OutboxRelay {
    */
   private drainBatch(freed: Set<bigint>, missed: { rows: number; maxWaitedMs: number }): Promise<boolean> {
     const { db, publisher, metrics, logger, maxAttempts, rowRetry, missedWakeUpAfterMs } = this.options;
-    const batch = db.connection().execute(async (conn) => {
-      try {
-        const rows = await during('claim outbox batch', beginAndClaimOutboxBatch(conn, this.options.batchSize));
-        if (rows.length === 0) {
-          await during('commit outbox batch', markOutboxPublishedAndCommit(conn, []));
-          return false;
-        }
-        const outcomes = await publisher.publishAll(rows);
-        await this.options.afterPublish?.(rows, outcomes);
-        const confirmedAt = Date.now();
-        const published: bigint[] = [];
-        /** Orders whose next row this batch made claimable (a published or parked head). */
-        const released: bigint[] = [];
-        for (const [i, row] of rows.entries()) {
-          const outcome = outcomes[i]!;
-          if (outcome.ok) {
-            published.push(row.id);
-            if (row.hasNext) released.push(row.orderId);
-            if (row.attempts === 0 && row.waitedMs >= missedWakeUpAfterMs && !freed.has(row.orderId)) {
-              missed.rows++;
-              missed.maxWaitedMs = Math.max(missed.maxWaitedMs, row.waitedMs);
-            }
-            metrics.commitToConfirm.observe(Math.max(0, confirmedAt - row.createdAt.getTime()) / 1000);
-            continue;
+    const batch = db.transaction().execute(async (tx) => {
+      const rows = await during('claim outbox batch', claimOutboxBatch(tx, this.options.batchSize));
+      if (rows.length === 0) return false;
+      const outcomes = await publisher.publishAll(rows);
+      await this.options.afterPublish?.(rows, outcomes);
+      const confirmedAt = Date.now();
+      const published: bigint[] = [];
+      /** Orders whose next row this batch made claimable (a published or parked head). */
+      const released: bigint[] = [];
+      for (const [i, row] of rows.entries()) {
+        const outcome = outcomes[i]!;
+        if (outcome.ok) {
+          published.push(row.id);
+          if (row.hasNext) released.push(row.orderId);
+          if (row.attempts === 0 && row.waitedMs >= missedWakeUpAfterMs && !freed.has(row.orderId)) {
+            missed.rows++;
+            missed.maxWaitedMs = Math.max(missed.maxWaitedMs, row.waitedMs);
           }
-          metrics.failures.inc({ kind: outcome.kind });
-          const rowFailure = outcome.kind === 'row';
-          const park = rowFailure && row.rowFailures + 1 >= maxAttempts;
-          // A parked head no longer holds its order back: its next row is claimable now.
-          if (park && row.hasNext) released.push(row.orderId);
-          await during(
-            'record publish failure',
-            recordOutboxFailure(conn, row.id, { error: outcome.error, rowFailure, retryInMs: backoffDelay(row.attempts, rowRetry), park }),
+          metrics.commitToConfirm.observe(Math.max(0, confirmedAt - row.createdAt.getTime()) / 1000);
+          continue;
+        }
+        metrics.failures.inc({ kind: outcome.kind });
+        const rowFailure = outcome.kind === 'row';
+        const park = rowFailure && row.rowFailures + 1 >= maxAttempts;
+        // A parked head no longer holds its order back: its next row is claimable now.
+        if (park && row.hasNext) released.push(row.orderId);
+        await during(
+          'record publish failure',
+          recordOutboxFailure(tx, row.id, { error: outcome.error, rowFailure, retryInMs: backoffDelay(row.attempts, rowRetry), park }),
+        );
+        const log = logger.child({ outboxId: row.id.toString(), orderId: row.orderId.toString(), eventId: row.eventId });
+        if (park) {
+          metrics.parkedTotal.inc();
+          log.error(
+            { attempts: row.attempts + 1, error: outcome.error },
+            'outbox row parked after repeated failures; replay with npm run outbox:replay',
           );
-          const log = logger.child({ outboxId: row.id.toString(), orderId: row.orderId.toString(), eventId: row.eventId });
-          if (park) {
-            metrics.parkedTotal.inc();
-            log.error(
-              { attempts: row.attempts + 1, error: outcome.error },
-              'outbox row parked after repeated failures; replay with npm run outbox:replay',
-            );
-          } else {
-            log.warn({ attempts: row.attempts + 1, kind: outcome.kind, error: outcome.error }, 'publish failed; row will be retried');
-          }
+        } else {
+          log.warn({ attempts: row.attempts + 1, kind: outcome.kind, error: outcome.error }, 'publish failed; row will be retried');
         }
-        await during('mark outbox rows published and commit', markOutboxPublishedAndCommit(conn, published));
-        metrics.published.inc(published.length);
-        for (const orderId of released) freed.add(orderId);
-        return rows.length === this.options.batchSize || released.length > 0;
-      } catch (err) {
-        // BEGIN went with the claim: end whatever is open before the connection goes back to
-        // the pool (a broken connection is discarded instead, and its transaction with it).
-        await rollbackOutboxClaim(conn).catch(() => undefined);
-        throw err;
       }
+      await during('mark outbox rows published', markOutboxPublished(tx, published));
+      metrics.published.inc(published.length);
+      for (const orderId of released) freed.add(orderId);
+      return rows.length === this.options.batchSize || released.length > 0;
     });
-    return during('outbox batch', batch);
+    return during('commit outbox batch', batch);
   }
 }

@@ -1,4 +1,3 @@
-import { beginThen, thenCommit } from '../bundled.js';
 import { runStatement, type Db } from '../executor.js';
 import type { NewOutboxRow } from './answer.js';
 
@@ -123,44 +122,22 @@ interface ClaimedRow {
  * published in id order even across replicas; a parked row no longer holds its order back.
  */
 export async function claimOutboxBatch(tx: Db, limit: number): Promise<OutboxRow[]> {
-  return (await runStatement<ClaimedRow>(tx, CLAIM_OUTBOX_BATCH_SQL, [limit])).map(outboxRow);
+  const rows = await runStatement<ClaimedRow>(tx, CLAIM_OUTBOX_BATCH_SQL, [limit]);
+  return rows.map((r) => ({
+    id: r.id,
+    eventId: r.event_id,
+    orderId: r.order_id,
+    eventType: r.event_type,
+    routingKey: r.routing_key,
+    payload: r.payload,
+    createdAt: r.created_at,
+    attempts: r.attempts,
+    rowFailures: r.row_failures,
+    traceContext: r.trace_context,
+    hasNext: r.has_next,
+    waitedMs: r.waited_ms,
+  }));
 }
-
-/**
- * The relay's transaction in two round trips on one connection (`conn`, from
- * db.connection()): this opens it, BEGIN sent with the claim; markOutboxPublishedAndCommit
- * ends it, the mark sent with COMMIT. On any failure in between the caller rolls back
- * (rollbackOutboxClaim) before the connection goes back to the pool.
- */
-export async function beginAndClaimOutboxBatch(conn: Db, limit: number): Promise<OutboxRow[]> {
-  return (await runStatement<ClaimedRow>(conn, beginThen(CLAIM_OUTBOX_BATCH_SQL), [limit])).map(outboxRow);
-}
-
-/** Marks `ids` published (as markOutboxPublished) and commits, one round trip; no ids: commits only. */
-export async function markOutboxPublishedAndCommit(conn: Db, ids: bigint[]): Promise<void> {
-  if (ids.length === 0) await runStatement(conn, 'COMMIT');
-  else await runStatement(conn, thenCommit(MARK_PUBLISHED_SQL), [ids.map(String)]);
-}
-
-/** Ends the transaction beginAndClaimOutboxBatch opened, releasing its row locks (harmless when none is open). */
-export async function rollbackOutboxClaim(conn: Db): Promise<void> {
-  await runStatement(conn, 'ROLLBACK');
-}
-
-const outboxRow = (r: ClaimedRow): OutboxRow => ({
-  id: r.id,
-  eventId: r.event_id,
-  orderId: r.order_id,
-  eventType: r.event_type,
-  routingKey: r.routing_key,
-  payload: r.payload,
-  createdAt: r.created_at,
-  attempts: r.attempts,
-  rowFailures: r.row_failures,
-  traceContext: r.trace_context,
-  hasNext: r.has_next,
-  waitedMs: r.waited_ms,
-});
 
 export async function markOutboxPublished(tx: Db, ids: bigint[]): Promise<void> {
   if (ids.length === 0) return;
