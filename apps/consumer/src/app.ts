@@ -1,5 +1,5 @@
 import type { Connection, Consumer, Publisher } from 'rabbitmq-client';
-import { batchedPaymentWrites, createDb, directPaymentWrites, pingDatabase, type Db } from '@foodies/db';
+import { batchedPaymentWrites, createDb, directPaymentWrites, pingDatabase, type Db, type PaymentStatement } from '@foodies/db';
 import { ROUTING_KEYS } from '@foodies/domain';
 import {
   backoffDelay,
@@ -28,6 +28,8 @@ export interface ConsumerOverrides {
   /** Replaces the simulated gateway (tests inject faults through their own instance). */
   gateway?: (db: Db) => PaymentGateway;
   afterCharge?: PaymentChargerOptions['afterCharge'];
+  /** Called as each shared statement starts, with its kind and rows (crash tests kill the process there). */
+  onStatement?: (statement: PaymentStatement, rows: number) => void;
 }
 
 /** `error.type` of a span event: the error's code (ECONNREFUSED, GATEWAY_TIMEOUT, …) or class. */
@@ -88,7 +90,10 @@ export class ConsumerApp {
     const batch = {
       maxBatch: config.PAYMENT_BATCH_SIZE,
       maxConcurrent: config.PAYMENT_BATCH_CONCURRENCY,
-      onStatement: (statement: 'claim' | 'final' | 'ledger', rows: number) => metrics.statementRows.observe({ statement }, rows),
+      onStatement: (statement: PaymentStatement, rows: number) => {
+        metrics.statementRows.observe({ statement }, rows);
+        overrides.onStatement?.(statement, rows);
+      },
     };
     const writes = batch.maxBatch > 1 ? batchedPaymentWrites(db, batch) : directPaymentWrites(db);
     this.gateway =

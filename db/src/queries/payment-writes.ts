@@ -19,13 +19,16 @@ export function directPaymentWrites(db: Db): PaymentWrites {
   };
 }
 
+/** The kinds of statement a payment's writes share: the claim, the gateway's ledger write, the final write. */
+export type PaymentStatement = 'claim' | 'final' | 'ledger';
+
 export interface BatchOptions {
   /** Most payments in one statement; 1 turns batching off. */
   maxBatch: number;
   /** Statements of one kind running at once before new calls wait to share the next. */
   maxConcurrent: number;
   /** Told the rows of every statement started, by kind (claim, final, ledger): the batch-size metric. */
-  onStatement?: (statement: 'claim' | 'final' | 'ledger', rows: number) => void;
+  onStatement?: (statement: PaymentStatement, rows: number) => void;
 }
 
 /**
