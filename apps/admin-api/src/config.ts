@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { GatewayEnv, worstCaseCallMs } from '@foodies/gateway';
+import { GatewayEnv, worstCaseLeaseWorkMs } from '@foodies/gateway';
 import { ConfigError, DatabaseEnv, ProcessEnv, RabbitEnv, configFields, loadConfig } from '@foodies/platform';
 
 const { Port, PositiveMs } = configFields;
@@ -34,7 +34,7 @@ export const AdminConfigSchema = Type.Object({
   RATE_LIMIT_WINDOW_MS: PositiveMs(60_000, 'the rate-limit window'),
   READINESS_TIMEOUT_MS: PositiveMs(1_000, 'a readiness check without an answer counts as DOWN'),
   ...GatewayEnv,
-  REFUND_LEASE_MS: PositiveMs(30_000, 'how long a refund request or sweep owns a pending refund before the sweep may take it over'),
+  REFUND_LEASE_MS: PositiveMs(40_000, 'how long a refund request or sweep owns a pending refund before the sweep may take it over'),
   REFUND_SWEEP_INTERVAL_MS: PositiveMs(30_000, 'pause between recovery sweeps for pending refunds'),
   REFUND_SWEEP_BATCH_SIZE: Type.Integer({
     minimum: 1,
@@ -56,11 +56,11 @@ export function loadAdminConfig(env: NodeJS.ProcessEnv = process.env): AdminConf
     throw new ConfigError(config.AUTH_JWKS_URL ? 'AUTH_JWKS_URL' : 'AUTH_ISSUER', `is not a valid URL; got '${jwks}'`);
   }
   // A lease shorter than a refund call would let the sweep take over a live refund.
-  const needed = worstCaseCallMs(config);
+  const needed = worstCaseLeaseWorkMs(config);
   if (config.REFUND_LEASE_MS <= needed) {
     throw new ConfigError(
       'REFUND_LEASE_MS',
-      `must exceed the longest refund call with retries (${needed} ms with the GATEWAY_* settings); got '${config.REFUND_LEASE_MS}'`,
+      `must exceed the longest refund call with retries and the recovery sweep's lookup (${needed} ms with the GATEWAY_* settings); got '${config.REFUND_LEASE_MS}'`,
     );
   }
   // Keycloak's `iss` has no trailing slash; compare against the same normalised form.

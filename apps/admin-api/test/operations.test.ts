@@ -104,6 +104,12 @@ t.test('configuration: defaults, derived JWKS URL and one-line errors', async (t
   );
   t.throws(() => loadAdminConfig({ AUTH_ISSUER: 'keycloak' }), /^AUTH_ISSUER: must be the http\(s\) URL of the Keycloak realm/);
   t.throws(() => loadAdminConfig({ RATE_LIMIT_MAX: '0' }), /^RATE_LIMIT_MAX: must be a positive integer/);
+  t.equal(config.REFUND_LEASE_MS, 40_000, 'the default refund lease outlasts a sweep: its lookup (5 s), then the refund call (26.4 s)');
+  t.throws(
+    () => loadAdminConfig({ REFUND_LEASE_MS: '30000' }),
+    /^REFUND_LEASE_MS: must exceed the longest refund call with retries and the recovery sweep's lookup \(31400 ms with the GATEWAY_\* settings\); got '30000'$/,
+    'a lease that outlasts the refund call but not the sweep before it',
+  );
   const run = spawnSync(process.execPath, ['--conditions=@foodies/source', '--import', 'tsx', main], {
     env: { ...process.env, PORT: 'eighty' },
     encoding: 'utf8',

@@ -24,7 +24,7 @@ t.test('an admin API process killed mid-refund: the refund is finished by anothe
     LOG_LEVEL: 'info',
     GATEWAY_TIMEOUT_MS: '4000',
     GATEWAY_MAX_ATTEMPTS: '1',
-    REFUND_LEASE_MS: '9000',
+    REFUND_LEASE_MS: '13000',
     ...overrides,
   });
   const startProcess = async (t: Teardown, overrides: Record<string, string>) => {
@@ -55,7 +55,7 @@ t.test('an admin API process killed mid-refund: the refund is finished by anothe
   );
   t.same(held, { status: 'PENDING', pending: '12.0000' }, 'left PENDING with its amount held');
 
-  // Its lease runs out (9 s; shortened here), and a surviving replica's sweep finishes the refund.
+  // Its lease runs out (13 s; shortened here), and a surviving replica's sweep finishes the refund.
   await sql`UPDATE refunds SET lease_expires_at = now() - interval '1 second' WHERE order_id = ${payment.orderId}`.execute(db);
   const survivor = await startProcess(t, { PAYMENT_DELAY_MS: '0', REFUND_SWEEP_INTERVAL_MS: '200' });
   await survivor.app.waitForOutput(/pending refund finished by the recovery sweep/, 20_000);

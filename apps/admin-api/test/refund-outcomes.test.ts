@@ -62,7 +62,7 @@ t.test('refunds when the gateway, the database or the process fail', async (t) =
   const { db } = database;
   const key = await signingKey('k');
   const jwks = await jwksServer(t, [key.jwk]);
-  // Fast gateway limits; the lease (1 s) outlasts a call with its retries (3 × 200 ms + backoff).
+  // Fast gateway limits; the lease (1 s) outlasts a sweep: a lookup (200 ms), then a call with its retries (3 × 200 ms + backoff).
   const config = adminConfig(database, jwks.url, {
     RATE_LIMIT_MAX: 10_000,
     PAYMENT_DELAY_MS: 0,

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { GatewayEnv, worstCaseCallMs } from '@foodies/gateway';
+import { GatewayEnv, worstCaseLeaseWorkMs } from '@foodies/gateway';
 import { ConfigError, DatabaseEnv, ProcessEnv, RabbitEnv, configFields, loadConfig } from '@foodies/platform';
 
 const { OneOf, Port, PositiveMs } = configFields;
@@ -43,7 +43,7 @@ export const ConsumerConfigSchema = Type.Object({
   CONSUMER_HEALTH_PORT: Port(8086, 'the consumer health and metrics listener'),
   PAYMENT_ALWAYS_SUCCEED: Type.Boolean({ default: true, description: 'must be true or false' }),
   ...GatewayEnv,
-  PAYMENT_LEASE_MS: PositiveMs(30_000, 'how long a consumer owns an in-flight payment before another may take it over'),
+  PAYMENT_LEASE_MS: PositiveMs(40_000, 'how long a consumer owns an in-flight payment before another may take it over'),
   RETRY_BASE_MS: PositiveMs(250, 'first redelivery delay after a transient failure'),
   RETRY_MAX_MS: PositiveMs(30_000, 'largest delay between retries of a transient failure'),
   UNEXPECTED_ERROR_MAX_ATTEMPTS: Type.Integer({
@@ -83,11 +83,11 @@ export type ConsumerConfig = Static<typeof ConsumerConfigSchema>;
 export function loadConsumerConfig(env: NodeJS.ProcessEnv = process.env): ConsumerConfig {
   const config = loadConfig(ConsumerConfigSchema, env);
   // A lease shorter than a charge would let a second consumer take over a live payment.
-  const needed = worstCaseCallMs(config);
+  const needed = worstCaseLeaseWorkMs(config);
   if (config.PAYMENT_LEASE_MS <= needed) {
     throw new ConfigError(
       'PAYMENT_LEASE_MS',
-      `must exceed the longest charge with retries (${needed} ms with the GATEWAY_* settings); got '${config.PAYMENT_LEASE_MS}'`,
+      `must exceed the longest charge with retries and the recovery sweep's lookup (${needed} ms with the GATEWAY_* settings); got '${config.PAYMENT_LEASE_MS}'`,
     );
   }
   // An attempt that started just before the return must end before the broker's timeout.

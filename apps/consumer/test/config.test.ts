@@ -1,7 +1,7 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { worstCaseCallMs } from '@foodies/gateway';
+import { worstCaseCallMs, worstCaseLeaseWorkMs } from '@foodies/gateway';
 import { holdLimitMs, loadConsumerConfig } from '../src/config.js';
 
 const main = fileURLToPath(new URL('../src/main.ts', import.meta.url));
@@ -18,8 +18,9 @@ t.test('consumer defaults', async (t) => {
     CONSUMER_HEALTH_PORT: 8086,
     PAYMENT_ALWAYS_SUCCEED: true,
     PAYMENT_DELAY_MS: 100,
+    PAYMENT_LEASE_MS: 40_000,
   });
-  t.ok(config.PAYMENT_LEASE_MS > worstCaseCallMs(config));
+  t.ok(config.PAYMENT_LEASE_MS > worstCaseLeaseWorkMs(config), 'the default lease outlasts a sweep: its lookup, then the charge');
 });
 
 t.test('PAYMENT_ALWAYS_SUCCEED and PAYMENT_DELAY_MS are parsed, and refused when malformed', async (t) => {
@@ -52,16 +53,24 @@ t.test('queue settings: classic by default, quorum on request, and a hold limit 
   t.equal(loadConsumerConfig({ RABBITMQ_QUEUE_TYPE: 'quorum' }).RABBITMQ_QUEUE_TYPE, 'quorum');
   t.throws(
     () => loadConsumerConfig({ RABBITMQ_CONSUMER_TIMEOUT_MS: '200000' }),
-    /^PAYMENT_LEASE_MS: must be at most a tenth of RABBITMQ_CONSUMER_TIMEOUT_MS \(200000 ms\); got '30000'$/,
+    /^PAYMENT_LEASE_MS: must be at most a tenth of RABBITMQ_CONSUMER_TIMEOUT_MS \(200000 ms\); got '40000'$/,
     'an attempt begun just before the return could outlive the broker timeout',
   );
 });
 
-t.test('a lease shorter than the longest charge is refused', async (t) => {
+t.test('a lease shorter than the longest charge, or than a sweep (its lookup, then the charge), is refused', async (t) => {
   t.throws(
     () => loadConsumerConfig({ PAYMENT_LEASE_MS: '1000' }),
-    /^PAYMENT_LEASE_MS: must exceed the longest charge with retries \(\d+ ms/,
+    /^PAYMENT_LEASE_MS: must exceed the longest charge with retries and the recovery sweep's lookup \(31400 ms/,
   );
+  const defaults = loadConsumerConfig({});
+  t.equal(worstCaseCallMs(defaults), 26_400, 'a charge: 5 attempts of 5 s (the last a lookup) and 1.4 s of backoff');
+  t.throws(
+    () => loadConsumerConfig({ PAYMENT_LEASE_MS: '30000' }),
+    /\(31400 ms with the GATEWAY_\* settings\); got '30000'$/,
+    'a lease that outlasts the charge but not the sweep before it',
+  );
+  t.equal(loadConsumerConfig({ PAYMENT_LEASE_MS: '31401' }).PAYMENT_LEASE_MS, 31_401);
 });
 
 t.test('the process stops with one line naming the bad variable', async (t) => {

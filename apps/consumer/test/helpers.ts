@@ -29,7 +29,7 @@ import {
 export function testConsumerConfig(database: TestDatabase, names: RabbitNames, overrides: Partial<ConsumerConfig> = {}): ConsumerConfig {
   const { RABBITMQ_QUEUE_TYPE } = process.env;
   return {
-    ...loadConsumerConfig({ PAYMENT_DELAY_MS: '0', PAYMENT_LEASE_MS: '30000', ...(RABBITMQ_QUEUE_TYPE ? { RABBITMQ_QUEUE_TYPE } : {}) }),
+    ...loadConsumerConfig({ PAYMENT_DELAY_MS: '0', PAYMENT_LEASE_MS: '40000', ...(RABBITMQ_QUEUE_TYPE ? { RABBITMQ_QUEUE_TYPE } : {}) }),
     ...testDbEnv(database),
     DB_POOL_MAX: 4,
     ...TEST_RABBIT,

@@ -36,11 +36,20 @@ export function retryPolicyFrom(config: GatewayConfig): RetryPolicy {
   };
 }
 
-/** Longest one call with its retries and final lookup can take, ms: a lease must outlast it. */
+/** Longest one call with its retries and final lookup can take, ms. */
 export function worstCaseCallMs(config: GatewayConfig): number {
   let total = (config.GATEWAY_MAX_ATTEMPTS + 1) * config.GATEWAY_TIMEOUT_MS;
   for (let attempt = 0; attempt < config.GATEWAY_MAX_ATTEMPTS - 1; attempt++) {
     total += Math.min(config.GATEWAY_RETRY_MAX_MS, config.GATEWAY_RETRY_BASE_MS * 2 ** attempt);
   }
   return total;
+}
+
+/**
+ * Longest a lease holder can work on one charge or refund, ms: the recovery sweep's lookup
+ * (one attempt) before the call, then the call itself. A lease must outlast it, or a second
+ * sweep takes over work still in progress (the gateway's key keeps that from moving money twice).
+ */
+export function worstCaseLeaseWorkMs(config: GatewayConfig): number {
+  return config.GATEWAY_TIMEOUT_MS + worstCaseCallMs(config);
 }
