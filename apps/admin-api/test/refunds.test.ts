@@ -1,6 +1,6 @@
 import t from 'tap';
 import { sql } from 'kysely';
-import { findPaymentByOrderId, runStatement } from '@foodies/db';
+import { deletePublishedOutbox, findPaymentByOrderId, runStatement } from '@foodies/db';
 import { insertTestPayment, paymentRequest } from '@foodies/testkit';
 import { adminConfig, chargedPayment, createTestDatabase, jwksServer, signingKey, startAdmin, token } from './helpers.js';
 
@@ -271,5 +271,24 @@ t.test('refunds through the admin API', async (t) => {
     t.equal((await post(9223372036854775806n, {}, 'replay-4')).statusCode, 404);
     t.equal((await post(9223372036854775806n, {}, 'replay-4')).statusCode, 404, 'a remembered 404');
     t.equal((await post(9223372036854775806n, { amount: '1.00' }, 'replay-4')).statusCode, 409, 'a 404 key with another body');
+  });
+
+  t.test('an Idempotency-Key is remembered past 24 h, and past the retention sweeps', async (t) => {
+    const payment = await chargedPayment(db, { amount: '30.00' });
+    const first = await post(payment.orderId, { amount: '10.00', reason: 'cold' }, 'old-key-1');
+    t.equal(first.statusCode, 201);
+    // Thirty days on: the key and the refund's event are that old (the refund keeps its own times: it is the answer).
+    for (const table of ['refund_requests', 'outbox'])
+      await runStatement(db, `UPDATE ${table} SET created_at = created_at - interval '30 days' WHERE order_id = $1::int8`, [
+        payment.orderId,
+      ]);
+    await runStatement(db, `UPDATE outbox SET published_at = now() - interval '30 days' WHERE order_id = $1::int8`, [payment.orderId]);
+    // The relay's retention (7 days here) cleans the outbox only.
+    const week = 7 * 24 * 3600 * 1000;
+    t.ok((await deletePublishedOutbox(db, week, 1000)) >= 1, 'the old refund event was deleted from the outbox');
+    const again = await post(payment.orderId, { amount: '10.00', reason: 'cold' }, 'old-key-1');
+    t.same([again.statusCode, again.json()], [201, first.json()], 'the first answer, 30 days later');
+    t.equal(await ledgerRefunds(payment.orderId), 1, 'still one gateway refund');
+    t.equal((await post(payment.orderId, { amount: '11.00' }, 'old-key-1')).statusCode, 409, 'and the key still refuses another request');
   });
 });

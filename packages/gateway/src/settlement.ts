@@ -24,7 +24,8 @@ export function csvRecord(fields: readonly string[]): string {
 export const SETTLEMENT_HEADER = csvRecord(SETTLEMENT_COLUMNS);
 
 /**
- * One report row: the amount in the currency's minor units, negative for a refund (money
+ * One report row: the amount as a decimal with the currency's number of decimals (49.99 USD,
+ * 100 JPY; not an integer count of cents), negative for a refund (money
  * going back, like the `gross` of a provider's balance report). A field the ledger left null
  * (which it never should for a settled entry) is written empty, so the reconciler reports the
  * row as malformed instead of the export guessing.

@@ -33,9 +33,9 @@ date (2024-01-15, its UTC midnight).
 Output: a table on stdout (bold and coloured on a terminal); a progress line on stderr
 while reading a large report, when stderr is a terminal.
 Connection: the DB_URL / DB_USERNAME / DB_PASSWORD variables of the service.
-Exit codes: 0 no mismatch, 1 mismatches found (malformed rows included) or a configuration
-or database failure, 2 bad arguments, or a report that is missing, unreadable or has
-another header.
+Exit codes: 0 no mismatch, 1 mismatches found (malformed rows included), 2 no comparison
+made: bad arguments, a report that is missing, unreadable or has another header, an
+invalid configuration or a database that failed.
 `;
 
 export class UsageError extends Error {}

@@ -8,7 +8,10 @@ import { BadReport, reconcile } from './compare.js';
 import { readCsvFile } from './csv.js';
 import { formatTable } from './report.js';
 
-/** `npm run reconcile`: exit 0 clean, 1 mismatches (or config, database failure), 2 bad arguments or report. */
+/**
+ * `npm run reconcile`: exit 0 clean, 1 mismatches, 2 no comparison made (bad arguments or
+ * report, invalid configuration, a database failure): 1 always means "look at the books".
+ */
 async function main(argv: string[]): Promise<number> {
   let command;
   try {
@@ -34,7 +37,7 @@ async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     process.stderr.write(`reconcile: invalid configuration: ${err.message}\n`);
-    return 1;
+    return 2;
   }
   const { db } = createDb({ ...connection, max: 2, applicationName: 'payment-reconcile' });
   const progress = process.stderr.isTTY ? (rows: number) => process.stderr.write(`\rread ${rows} rows…`) : undefined;
@@ -48,8 +51,8 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`reconcile: ${command.settlement}: ${(err as Error).message}\n`);
       return 2;
     }
-    process.stderr.write(`reconcile: failed: ${(err as Error).message}\n`);
-    return 1;
+    process.stderr.write(`reconcile: failed, nothing compared: ${(err as Error).message}\n`);
+    return 2;
   } finally {
     await db.destroy();
   }
