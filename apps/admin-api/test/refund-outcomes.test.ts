@@ -259,6 +259,31 @@ t.test('refunds when the gateway, the database or the process fail', async (t) =
       t.equal(refund!.gateway_refund_id, ledger!.transaction_id, "the gateway's own refund is the one recorded");
     });
 
+    t.test('after the closing lookup voided the key, before FAILED is committed: the sweep fails it, nothing moves', async (t) => {
+      const crashing = await start({ refundHooks: { afterGateway: crashOnce() } });
+      const payment = await chargedPayment(db, { amount: '10.00' });
+      crashing.gateway.simulated.injectFaults({ kind: 'unavailable' }, { kind: 'unavailable' });
+      t.equal((await post(crashing.admin, payment.orderId, { amount: '4.00' }, `voided-${payment.orderId}`)).statusCode, 500);
+      const [voided] = await runStatement<{ outcome: string }>(
+        db,
+        `SELECT outcome FROM gateway_ledger WHERE idempotency_key = (SELECT 'refund-' || id FROM refunds WHERE order_id = $1::int8)`,
+        [payment.orderId],
+      );
+      t.equal(voided?.outcome, 'VOIDED', 'the lookup closed the key: no refund can be made under it any more');
+      t.match(await totals(payment.orderId), { refunded: '0.0000', pending: '4.0000', gateway: 0, events: 0 }, 'still PENDING, held');
+      t.equal(await sweepAfterLease(main.admin), 1);
+      const [refund] = await runStatement<{ status: string }>(db, 'SELECT status FROM refunds WHERE order_id = $1::int8', [
+        payment.orderId,
+      ]);
+      t.equal(refund!.status, 'FAILED', 'the sweep finds the key closed and fails the refund');
+      t.match(await totals(payment.orderId), { refunded: '0.0000', pending: '0.0000', status: 'SUCCEEDED', gateway: 0, events: 0 });
+      t.equal(
+        (await post(main.admin, payment.orderId, {}, `after-void-${payment.orderId}`)).json().status,
+        'SUCCEEDED',
+        'the amount is free again',
+      );
+    });
+
     t.test('while committing the final state: rolled back whole, then finished by the sweep', async (t) => {
       const payment = await chargedPayment(db, { amount: '10.00' });
       await failFirstInsertInto(t, db, 'outbox');
