@@ -17,10 +17,11 @@ import { Connection } from 'rabbitmq-client';
 import { CLAIM_OUTBOX_BATCH_SQL } from '@foodies/db';
 import { formatInstant, stringifyJson } from '@foodies/domain';
 import { createLogger } from '@foodies/platform';
-import { createTestDatabase, TEST_RABBIT, testDbEnv, uniqueName, type TestDatabase } from '@foodies/testkit';
+import { createTestDatabase, TEST_RABBIT, testDbEnv, type TestDatabase } from '@foodies/testkit';
 import { buildRelayApp } from '../apps/outbox-relay/src/app.js';
 import { loadRelayConfig } from '../apps/outbox-relay/src/config.js';
 import { optionsOrExit, say } from './bench/cli.js';
+import { benchExchange, Cleanups, runInterruptible } from './bench/relay-common.js';
 
 const HELP = `Usage: npm run bench:relay-backlog -- [options]
 
@@ -87,31 +88,6 @@ function parse(argv: string[]): Options | 'help' {
 }
 
 const options = optionsOrExit('bench:relay-backlog', parse, HELP);
-
-/** Teardowns of one database or stack, run in reverse order (also on Ctrl-C or SIGTERM). */
-class Cleanups {
-  static readonly open = new Set<Cleanups>();
-  private readonly fns: Array<() => unknown> = [];
-  constructor() {
-    Cleanups.open.add(this);
-  }
-  teardown = (fn: () => unknown): void => {
-    this.fns.unshift(fn);
-  };
-  async run(): Promise<void> {
-    Cleanups.open.delete(this);
-    for (const fn of this.fns.splice(0)) await fn();
-  }
-}
-
-/** Set once Ctrl-C or SIGTERM arrived: the teardowns running; the run in flight fails and waits for them. */
-let stopping: Promise<unknown> | undefined;
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    say(`bench:relay-backlog: ${signal}, removing the databases, exchanges and queues it made`);
-    stopping = Promise.allSettled([...Cleanups.open].map((c) => c.run())).finally(() => process.exit(130));
-  });
-}
 
 /** A small deterministic generator, so every run drains the same backlog. */
 function random(seed: number): () => number {
@@ -385,14 +361,8 @@ async function oneRun(run: number): Promise<RunResult> {
       connectionName: 'relay-backlog-bench',
     });
     cleanups.teardown(() => rabbit.close());
-    const exchange = uniqueName('bench.backlog');
-    const queue = uniqueName('bench.backlog.results');
-    await rabbit.exchangeDeclare({ exchange, type: 'topic', durable: true });
-    cleanups.teardown(() => rabbit.exchangeDelete({ exchange }).catch(() => undefined));
     // The queue counts the messages: nothing consumes them, so this process stays the relay's alone.
-    await rabbit.queueDeclare({ queue, exclusive: true });
-    cleanups.teardown(() => rabbit.queueDelete({ queue }).catch(() => undefined));
-    await rabbit.queueBind({ exchange, queue, routingKey: 'payment.#' });
+    const { exchange, queue } = await benchExchange(cleanups, rabbit, 'bench.backlog', 'payment.#');
 
     const relays = Array.from({ length: options.relays }, () =>
       buildRelayApp(
@@ -542,10 +512,4 @@ async function main(): Promise<void> {
   if (!all) process.exitCode = 1;
 }
 
-try {
-  await main();
-} catch (err) {
-  // Interrupted: the teardowns pulled the database from under the run; wait for them to finish.
-  if (!stopping) throw err;
-  await stopping;
-}
+await runInterruptible('bench:relay-backlog', main);

@@ -11,15 +11,21 @@
  *
  * --profile writes the relay's V8 CPU profile (node --cpu-prof) per run to <dir>/run-<n>/.
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { sql } from 'kysely';
-import { insertOutboxRow, notifyOutbox, type Db } from '@foodies/db';
-import { stringifyJson } from '@foodies/domain';
-import { createTestDatabase, TEST_RABBIT, testRabbit, uniqueName, waitFor, testDbEnv } from '@foodies/testkit';
+import type { Db } from '@foodies/db';
+import { createTestDatabase, testRabbit, waitFor } from '@foodies/testkit';
+import {
+  BackendCpu,
+  benchExchange,
+  Cleanups,
+  cpuMsOf,
+  fixed,
+  insertBenchRow,
+  spawnOurRelay,
+  summary,
+  WARM_UP_ROWS,
+} from './bench/relay-common.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -29,7 +35,6 @@ const { values, positionals } = parseArgs({
 const rows = Number(positionals[0] ?? 2000);
 const rate = Number(positionals[1] ?? 400);
 const runs = Number(values.runs);
-const WARM_UP_ROWS = 300;
 for (const [name, n] of [
   ['rows', rows],
   ['rate', rate],
@@ -41,24 +46,6 @@ for (const [name, n] of [
   }
 }
 
-/** User + system CPU ms of a live process, from /proc (clock ticks of 10 ms); 0 once it is gone. */
-function cpuMsOf(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  } catch {
-    return 0;
-  }
-}
-
-/** CPU ms so far of each PostgreSQL backend serving the relay. */
-async function relayBackends(db: Db): Promise<Map<number, number>> {
-  const { rows: pids } = await sql<{ pid: number }>`
-    SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'payment-outbox-relay%'`.execute(db);
-  return new Map(pids.map(({ pid }) => [pid, cpuMsOf(pid)]));
-}
-
 /** Inserts `count` rows at `rate` per second from `first` on, each committed alone and followed by a NOTIFY. */
 async function insertPaced(db: Db, first: number, count: number): Promise<void> {
   const started = performance.now();
@@ -66,16 +53,7 @@ async function insertPaced(db: Db, first: number, count: number): Promise<void> 
     const due = started + (i * 1000) / rate;
     const wait = due - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    const eventId = randomUUID();
-    const orderId = first + i;
-    await insertOutboxRow(db, {
-      eventId,
-      orderId: BigInt(orderId),
-      eventType: 'OrderPaymentFailedEvent',
-      routingKey: 'payment.failed',
-      payload: stringifyJson({ eventId, orderId, failureReason: 'bench', failureCode: 'UNKNOWN', occurredAt: new Date().toISOString() }),
-    });
-    await notifyOutbox(db);
+    await insertBenchRow(db, first + i);
   }
 }
 
@@ -101,58 +79,28 @@ interface RunResult {
 }
 
 async function oneRun(run: number): Promise<RunResult> {
-  const cleanups: Array<() => unknown> = [];
-  const t = { teardown: (fn: () => unknown) => cleanups.unshift(fn) };
+  const t = new Cleanups();
   try {
     const database = await createTestDatabase(t);
     const admin = testRabbit(t);
-    const exchange = uniqueName('bench.events');
-    const queue = uniqueName('bench.results');
-    await admin.exchangeDeclare({ exchange, type: 'topic', durable: true });
-    await admin.queueDeclare({ queue, exclusive: true });
-    await admin.queueBind({ exchange, queue, routingKey: 'payment.*' });
-    t.teardown(() => admin.exchangeDelete({ exchange }));
+    const { exchange } = await benchExchange(t, admin, 'bench.events', 'payment.*');
 
     const profile = values.profile ? [`--cpu-prof`, `--cpu-prof-dir=${values.profile}/run-${run}`] : [];
-    const relay = spawn(
-      process.execPath,
-      [...profile, '--conditions=@foodies/source', '--import', 'tsx', 'apps/outbox-relay/src/main.ts'],
-      {
-        env: {
-          ...process.env,
-          ...testDbEnv(database),
-          RABBITMQ_HOST: TEST_RABBIT.RABBITMQ_HOST,
-          RABBITMQ_PORT: String(TEST_RABBIT.RABBITMQ_PORT),
-          RABBITMQ_USERNAME: TEST_RABBIT.RABBITMQ_USERNAME,
-          RABBITMQ_PASSWORD: TEST_RABBIT.RABBITMQ_PASSWORD,
-          RABBITMQ_PUBLISH_EXCHANGE: exchange,
-          RELAY_HEALTH_PORT: '0',
-          HOST: '127.0.0.1',
-          LOG_LEVEL: 'warn',
-          LOG_FORMAT: 'json',
-        },
-        stdio: ['ignore', 'inherit', 'inherit'],
-      },
-    );
-    t.teardown(async () => {
-      if (relay.exitCode !== null || relay.signalCode !== null) return;
-      relay.kill('SIGTERM');
-      await once(relay, 'exit');
-    });
+    const relay = spawnOurRelay(t, database, exchange, profile);
+    const backends = new BackendCpu(database.pool, 'payment-outbox-relay');
 
     // Warm-up: the relay's start, its JIT and its pool, not counted.
     await insertPaced(database.db, 1, WARM_UP_ROWS);
     await allPublished(database.db);
     const { rows: firstRow } = await sql<{ id: bigint }>`SELECT max(id) + 1 AS id FROM outbox`.execute(database.db);
-    const backendsBefore = await relayBackends(database.db);
+    await backends.resetBaseline();
     const cpuBefore = cpuMsOf(relay.pid!);
 
     await insertPaced(database.db, WARM_UP_ROWS + 1, rows);
     await allPublished(database.db);
     const relayCpuMs = cpuMsOf(relay.pid!) - cpuBefore;
-    const backendsAfter = await relayBackends(database.db);
-    let pgCpuMs = 0;
-    for (const [pid, ms] of backendsAfter) pgCpuMs += ms - (backendsBefore.get(pid) ?? 0);
+    await backends.sample();
+    const pgCpuMs = backends.totalMs;
 
     const { rows: stats } = await sql<{ p50: number; p95: number; p99: number; max: number }>`
       SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50, percentile_cont(0.95) WITHIN GROUP (ORDER BY ms) AS p95,
@@ -175,19 +123,12 @@ async function oneRun(run: number): Promise<RunResult> {
     );
     return result;
   } finally {
-    for (const fn of cleanups) await fn();
+    await t.run();
   }
 }
 
-const f = (n: number) => n.toFixed(1);
-const f2 = (n: number) => n.toFixed(3);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
-const summary = (xs: number[], format: (n: number) => string) =>
-  `${format(median(xs))} (${format(Math.min(...xs))}–${format(Math.max(...xs))})`;
+const f = fixed(1);
+const f2 = fixed(3);
 
 const results: RunResult[] = [];
 for (let run = 1; run <= runs; run++) results.push(await oneRun(run));

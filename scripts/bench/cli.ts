@@ -21,3 +21,10 @@ export function optionsOrExit<T>(tool: string, parse: (argv: string[]) => T | 'h
 export const say = (line: string): void => {
   process.stderr.write(`${line}\n`);
 };
+
+/** `text` as an integer ≥ `min`, or an error naming the option `--<name>`. */
+export function intOption(name: string, text: string, min: number): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name}: '${text}' must be an integer ≥ ${min}`);
+  return n;
+}
