@@ -4,14 +4,14 @@
  * message to RABBITMQ_PUBLISH_EXCHANGE (routing key from the message's metadata, persistent,
  * under publisher confirms, as our relay publishes) and returns once the broker confirmed,
  * so the library marks a message processed only after its confirm, as ours stamps
- * published_at. Its configuration comes as JSON in PEER_RELAY_CONFIG (see relay-vs.ts).
+ * published_at. Its configuration comes as JSON in its first argument (see relay-vs.ts).
  * Runs until SIGTERM or SIGINT.
  */
 import { initializePollingMessageListener, type PollingListenerConfig, type TransactionalLogger } from 'pg-transactional-outbox';
 import { Connection } from 'rabbitmq-client';
 import { createLogger } from '@foodies/platform';
 
-const config = JSON.parse(process.env.PEER_RELAY_CONFIG ?? '') as PollingListenerConfig;
+const config = JSON.parse(process.argv[2] ?? '') as PollingListenerConfig;
 const exchange = process.env.RABBITMQ_PUBLISH_EXCHANGE!;
 const logger = createLogger({ name: 'peer-outbox-relay', level: process.env.LOG_LEVEL ?? 'warn' });
 

@@ -127,18 +127,20 @@ export function rabbitEnv(exchange: string): Record<string, string> {
 }
 
 /**
- * Runs `entry` (TypeScript, through tsx) as a process of its own, stopped at teardown:
- * SIGTERM, then SIGKILL if it has not exited within 10 s.
+ * Runs `entry` (TypeScript, through tsx) with `args` as a process of its own, stopped at
+ * teardown: SIGTERM, then SIGKILL if it has not exited within 10 s. Its output (log lines) goes
+ * to this process's stderr, so stdout carries the results alone (`--json` stays parseable).
  */
 export function spawnNodeScript(
   t: { teardown(fn: () => unknown): void },
   entry: string,
   env: Record<string, string>,
   nodeArgs: string[] = [],
+  args: string[] = [],
 ): ChildProcess {
-  const child = spawn(process.execPath, [...nodeArgs, '--conditions=@foodies/source', '--import', 'tsx', entry], {
+  const child = spawn(process.execPath, [...nodeArgs, '--conditions=@foodies/source', '--import', 'tsx', entry, ...args], {
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'inherit', 'inherit'],
+    stdio: ['ignore', 2, 2],
   });
   t.teardown(async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;

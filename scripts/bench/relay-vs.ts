@@ -254,12 +254,14 @@ async function oneRun(side: Side, mode: Mode, run: number): Promise<RunResult> {
     const relay =
       side === 'ours'
         ? spawnOurRelay(t, database, exchange)
-        : spawnNodeScript(t, fileURLToPath(new URL('peer-relay.ts', import.meta.url)), {
-            ...rabbitEnv(exchange),
-            PEER_RELAY_CONFIG: JSON.stringify(peerConfig),
+        : spawnNodeScript(
+            t,
+            fileURLToPath(new URL('peer-relay.ts', import.meta.url)),
             // Not warn: it logs every lock conflict it retries; those are counted below instead.
-            LOG_LEVEL: 'error',
-          });
+            { ...rabbitEnv(exchange), LOG_LEVEL: 'error' },
+            [],
+            [JSON.stringify(peerConfig)],
+          );
     const backends = new BackendCpu(database.pool, side === 'ours' ? 'payment-outbox-relay' : PEER_APPLICATION);
 
     // Warm-up: the relay's start, its JIT and its pools, not counted.
