@@ -58,8 +58,11 @@ t.test('npm run bench measures real apps and checks every order, in both modes',
     t.ok(s.latencyMs.p50! > 0 && s.latencyMs.p50! <= s.latencyMs.p99!, `${s.mode}: ordered percentiles`);
     t.same(Object.keys(s.apps), ['consumer-1', 'relay-1'], `${s.mode}: figures for each app process`);
     t.ok(s.apps['consumer-1']!.peakRssMb > 20, `${s.mode}: peak RSS read from /proc`);
-    t.ok(s.servers.postgres > 0 && s.servers.rabbitmq > 0, `${s.mode}: the servers' CPU read from /proc`);
+    t.ok(s.servers.postgres >= 0 && s.servers.rabbitmq >= 0, `${s.mode}: the servers' CPU figures`);
   }
+  // /proc counts in 10 ms ticks, and a 60-event burst may cost RabbitMQ less than one: count both modes.
+  const serverCpu = (name: 'postgres' | 'rabbitmq') => report.summary.reduce((sum, s) => sum + s.servers[name], 0);
+  t.ok(serverCpu('postgres') > 0 && serverCpu('rabbitmq') > 0, "the servers' CPU read from /proc");
   for (const r of report.results) t.match(r.correctness, { answered: r.n, payments: r.n, charges: r.n, maxChargesPerOrder: 1 });
   t.match(stderr, /burst run 1\/1: 60 events/, 'progress goes to stderr');
 });

@@ -57,7 +57,8 @@ t.test('a second signal forces exit: nothing half-written, unacked messages go b
     PAYMENT_DELAY_MS: 20_000,
     GATEWAY_MAX_ATTEMPTS: 1,
     GATEWAY_TIMEOUT_MS: 25_000,
-    PAYMENT_LEASE_MS: 60_000,
+    // Outlasts a sweep's lookup and the call with its closing lookup: 25 s + 2 × 25 s.
+    PAYMENT_LEASE_MS: 80_000,
     SHUTDOWN_TIMEOUT_MS: 30_000,
   });
   const app = startMain(t, config);
