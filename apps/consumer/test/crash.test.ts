@@ -52,7 +52,9 @@ for (const statement of ['claim', 'ledger', 'final'] as const) {
     t.ok(crash && Number(crash[1]) >= 2, `it died with a ${statement} statement of ${crash?.[1]} payments in flight`);
     const orderIds = events.map((e) => e.orderId as bigint);
     const answeredBefore = await countAnswered(h, orderIds);
-    t.ok(answeredBefore < events.length, `${answeredBefore} of ${events.length} answered when it died`);
+    // A claim or ledger statement in flight holds payments not yet final; a final one may have committed whole.
+    if (statement === 'final') t.comment(`${answeredBefore} of ${events.length} answered when it died`);
+    else t.ok(answeredBefore < events.length, `${answeredBefore} of ${events.length} answered when it died`);
 
     await h.startConsumer(settings);
     await waitFor('every order answered after the crash', async () => (await countAnswered(h, orderIds)) === events.length, 30_000);
