@@ -20,7 +20,7 @@ import { createLogger } from '@foodies/platform';
 import { createTestDatabase, TEST_RABBIT, testDbEnv, type TestDatabase } from '@foodies/testkit';
 import { buildRelayApp } from '../apps/outbox-relay/src/app.js';
 import { loadRelayConfig } from '../apps/outbox-relay/src/config.js';
-import { optionsOrExit, say } from './bench/cli.js';
+import { intOption as int, optionsOrExit, say } from './bench/cli.js';
 import { benchExchange, Cleanups, runInterruptible } from './bench/relay-common.js';
 
 const HELP = `Usage: npm run bench:relay-backlog -- [options]
@@ -70,11 +70,6 @@ function parse(argv: string[]): Options | 'help' {
     },
   });
   if (values.help) return 'help';
-  const int = (name: string, text: string, min: number): number => {
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name}: '${text}' must be an integer ≥ ${min}`);
-    return n;
-  };
   return {
     rows: int('rows', values.rows, 1),
     runs: int('runs', values.runs, 1),

@@ -23,7 +23,7 @@ export const say = (line: string): void => {
 };
 
 /** `text` as an integer ≥ `min`, or an error naming the option `--<name>`. */
-export function intOption(name: string, text: string, min: number): number {
+export function intOption(name: string, text: string | undefined, min: number): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < min) throw new Error(`--${name}: '${text}' must be an integer ≥ ${min}`);
   return n;

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { intOption as int } from './cli.js';
 
 export interface BenchOptions {
   mode: 'burst' | 'paced' | 'all';
@@ -63,11 +64,6 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
     },
   });
   if (values.help) return 'help';
-  const int = (name: string, text: string | undefined, min: number): number => {
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name}: '${text}' must be an integer ≥ ${min}`);
-    return n;
-  };
   const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
   if (!levels.includes(values['log-level'])) throw new Error(`--log-level: '${values['log-level']}' must be one of ${levels.join(', ')}`);
   const mode = values.mode as BenchOptions['mode'];

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { intOption as int } from '../bench/cli.js';
 
 export const FAULTS = ['kill-consumer', 'kill-relay', 'pg-restart', 'rabbitmq-restart', 'db-partition', 'broker-partition'] as const;
 export type FaultName = (typeof FAULTS)[number];
@@ -65,11 +66,6 @@ export function parseChaosArgs(argv: string[]): ChaosOptions | 'help' {
     },
   });
   if (values.help) return 'help';
-  const int = (name: string, text: string, min: number): number => {
-    const n = Number(text);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name}: '${text}' must be an integer ≥ ${min}`);
-    return n;
-  };
   const faults = values.faults.split(',').map((f) => f.trim());
   const unknown = faults.filter((f) => !(FAULTS as readonly string[]).includes(f));
   if (unknown.length > 0 || faults.length === 0) throw new Error(`--faults: '${values.faults}' must be a list of ${FAULTS.join(', ')}`);
