@@ -47,3 +47,36 @@ t.test('a result event written by the consumer is published with the exact prope
     async () => (await h.db.selectFrom('outbox').select('published_at').where('id', '=', row.id).executeTakeFirstOrThrow()).published_at,
   );
 });
+
+t.test('answers committed together wake the relay without its poll: every order answered, no poll drain', async (t) => {
+  const h = await harness(t);
+  await h.startConsumer({ RABBITMQ_PREFETCH: 64 });
+  const answered = new Set<string>();
+  const capture = testRabbit(t).createConsumer(
+    {
+      queue: `${h.names.queue}.results`,
+      queueOptions: { exclusive: true },
+      queueBindings: [{ exchange: h.names.exchange, queue: `${h.names.queue}.results`, routingKey: 'payment.*' }],
+    },
+    async (msg) => {
+      answered.add(String((JSON.parse((msg.body as Buffer).toString('utf8')) as { orderId: number }).orderId));
+    },
+  );
+  t.teardown(() => capture.close());
+  await new Promise<void>((resolve) => capture.once('ready', () => resolve()));
+  // The poll is an hour away: only NOTIFYs (and the catch-up drain at start) can drain.
+  const relay = buildRelayApp(
+    testRelayConfig(h.database, h.names.exchange, { OUTBOX_POLL_INTERVAL_MS: 3_600_000 }),
+    captureLogger().logger,
+  );
+  t.teardown(() => relay.close());
+  await relay.start();
+
+  const events = Array.from({ length: 40 }, () => stockConfirmedEvent());
+  await Promise.all(events.map((event) => h.publish(event)));
+  await waitFor('every answer', () => answered.size === events.length || undefined, 20_000);
+  t.same([...answered].sort(), events.map((e) => String(e.orderId)).sort(), 'each order answered');
+  const drains = Object.fromEntries((await relay.metrics.drains.get()).values.map((v) => [v.labels.trigger, v.value]));
+  t.ok((drains.notify ?? 0) >= 1, `drains by NOTIFY: ${drains.notify}`);
+  t.equal(drains.poll ?? 0, 0, 'no poll drain');
+});

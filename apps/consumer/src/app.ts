@@ -18,7 +18,6 @@ import { deadLetterRoute, declareDeadLetterRoute, type DeadLetterRoute } from '.
 import { DeliveryRules } from './delivery.js';
 import { StockConfirmedHandler } from './handler.js';
 import { createConsumerMetrics, type ConsumerMetrics } from './metrics.js';
-import { OutboxNotifier } from './notifier.js';
 import { PaymentCharger, type PaymentChargerOptions } from './payment/charge.js';
 import { PgLedgerStore, retryPolicyFrom, SimulatedPaymentGateway, type PaymentGateway } from '@foodies/gateway';
 import { RecoverySweeper } from './recovery.js';
@@ -56,7 +55,6 @@ export class ConsumerApp {
   readonly gateway: PaymentGateway;
   private readonly rabbit: Connection;
   private readonly publisher: Publisher;
-  private readonly notifier: OutboxNotifier;
   private readonly recovery: RecoverySweeper;
   private readonly delivery: DeliveryRules;
   private readonly deadLetters: DeadLetterRoute;
@@ -127,7 +125,6 @@ export class ConsumerApp {
       backoff: DATABASE_PROBE,
       signal: this.stopping.signal,
     });
-    this.notifier = new OutboxNotifier(db, logger);
     this.recovery = new RecoverySweeper({
       db,
       charger,
@@ -137,7 +134,6 @@ export class ConsumerApp {
       batchSize: config.RECOVERY_SWEEP_BATCH_SIZE,
       intervalMs: config.RECOVERY_SWEEP_INTERVAL_MS,
       database,
-      notifier: this.notifier,
     });
     this.rabbit = createRabbit(config, logger, 'payment-consumer');
     this.publisher = this.rabbit.createPublisher({ confirm: true, maxAttempts: 3 });
@@ -148,7 +144,6 @@ export class ConsumerApp {
       publisher: this.publisher,
       deadLetters: this.deadLetters,
       database,
-      notifier: this.notifier,
       metrics,
       logger,
       retry: { baseMs: config.RETRY_BASE_MS, maxMs: config.RETRY_MAX_MS },
@@ -274,7 +269,6 @@ export class ConsumerApp {
       const sweeping = this.recovery.stop();
       await this.consumer?.close();
       await sweeping;
-      await this.notifier.idle();
       await this.publisher.close();
       await this.rabbit.close();
       await this.health.close();

@@ -18,7 +18,6 @@ import {
 import { deadLetter, scrubbedCopy, type DeadLetterRoute } from './dead-letter.js';
 import type { StockConfirmedHandler } from './handler.js';
 import type { ConsumerMetrics } from './metrics.js';
-import type { OutboxNotifier } from './notifier.js';
 import { PaymentInFlightError } from './payment/charge.js';
 
 /**
@@ -70,7 +69,6 @@ export interface DeliveryOptions {
   deadLetters: DeadLetterRoute;
   /** Closed while the database is unreachable; held messages wait on it. */
   database: DependencyGate;
-  notifier: OutboxNotifier;
   metrics: ConsumerMetrics;
   logger: Logger;
   retry: BackoffPolicy;
@@ -175,17 +173,13 @@ export class DeliveryRules {
   }
 
   private async settle(msg: AsyncMessage, raw: Buffer, leaseOwner: string, deadline: number): Promise<ConsumerStatus> {
-    const { handler, metrics, logger, notifier, database } = this.options;
+    const { handler, metrics, logger, database } = this.options;
     let unexpected = 0;
     for (let attempt = 0; ; attempt++) {
       try {
         const handled = await handler.handle(raw, leaseOwner);
-        if (handled.outcome === 'dead_lettered') {
-          await this.deadLetter(msg, handled.body, handled.reason);
-        } else if (handled.outcome !== 'duplicate' || attempt > 0) {
-          // A duplicate after a retry may be the answer whose commit we could not confirm.
-          notifier.poke();
-        }
+        // An answer's own statement woke the relays at its commit (db answer.ts).
+        if (handled.outcome === 'dead_lettered') await this.deadLetter(msg, handled.body, handled.reason);
         metrics.messages.inc({ outcome: handled.outcome });
         return ConsumerStatus.ACK;
       } catch (err) {

@@ -3,7 +3,6 @@ import { findStalePayments, isConnectionFailure, type Db } from '@foodies/db';
 import { during, type DependencyGate, type Logger } from '@foodies/platform';
 import { commitCharge } from './answers.js';
 import type { ConsumerMetrics } from './metrics.js';
-import type { OutboxNotifier } from './notifier.js';
 import type { PaymentCharger } from './payment/charge.js';
 
 export interface RecoverySweepDeps {
@@ -67,25 +66,20 @@ export async function sweepStalePayments(deps: RecoverySweepDeps): Promise<numbe
 }
 
 /**
- * Runs the sweep every `intervalMs` (skipped while the database is down), one at a time;
- * finished payments wake the relays.
+ * Runs the sweep every `intervalMs` (skipped while the database is down), one at a time.
+ * A finished payment's final write wakes the relays at its commit (answer.ts).
  */
 export class RecoverySweeper {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<number> | undefined;
 
-  constructor(private readonly deps: RecoverySweepDeps & { intervalMs: number; database: DependencyGate; notifier: OutboxNotifier }) {}
+  constructor(private readonly deps: RecoverySweepDeps & { intervalMs: number; database: DependencyGate }) {}
 
   /** One sweep now, or the one already running; resolves with the payments finished. */
   sweep(): Promise<number> {
-    this.running ??= sweepStalePayments(this.deps)
-      .then((finished) => {
-        if (finished > 0) this.deps.notifier.poke();
-        return finished;
-      })
-      .finally(() => {
-        this.running = undefined;
-      });
+    this.running ??= sweepStalePayments(this.deps).finally(() => {
+      this.running = undefined;
+    });
     return this.running;
   }
 

@@ -1,5 +1,6 @@
 import { ALLOWED_PREDECESSORS, type PaymentFailureCode, type PaymentStatus } from '@foodies/domain';
 import { runStatement, type Db } from '../executor.js';
+import { OUTBOX_CHANNEL } from './outbox-channel.js';
 
 export type InboxOutcome = 'SUCCEEDED' | 'FAILED' | 'REPUBLISHED' | 'REJECTED';
 
@@ -54,6 +55,15 @@ const outboxRowFrom = (source: string) => `
  */
 const ANSWER_CTES = `inbox_row AS (${inboxRowFrom('gate')}), outbox_row AS (${outboxRowFrom('gate')})`;
 
+/**
+ * Wakes the relays when the statement wrote an outbox row: one NOTIFY per statement at its
+ * commit, none if it wrote no row or rolled back (hosts join `woken`: a SELECT CTE runs only
+ * if read). The commit then holds the notify lock through its flush; with shared statements
+ * that costs less than a NOTIFY after it (README "How a result leaves": 1,646 -> 1,845/s).
+ */
+const WAKE_CTE = `wake AS (SELECT pg_notify('${OUTBOX_CHANNEL}', '') FROM (SELECT 1 FROM outbox_row LIMIT 1) AS written)`;
+const WOKEN = `(SELECT count(*) FROM wake) AS woken`;
+
 function answerValues({ inbox, outbox }: AnswerRows): unknown[] {
   return [
     inbox.eventId,
@@ -69,8 +79,8 @@ function answerValues({ inbox, outbox }: AnswerRows): unknown[] {
   ];
 }
 
-const REPUBLISH_SQL = `WITH gate AS (${inboxRowFrom('(SELECT 1) AS answer')}), outbox_row AS (${outboxRowFrom('gate')})
-  SELECT count(*)::int AS n FROM outbox_row`;
+const REPUBLISH_SQL = `WITH gate AS (${inboxRowFrom('(SELECT 1) AS answer')}), outbox_row AS (${outboxRowFrom('gate')}), ${WAKE_CTE}
+  SELECT (SELECT count(*)::int FROM outbox_row) AS n FROM ${WOKEN}`;
 
 /**
  * Writes an answer on its own (a re-published outcome). False when the event was already
@@ -94,8 +104,8 @@ const REJECTION_SQL = `
     VALUES ($11::int8, 'REJECTION', $12::varchar, $13::varchar, $14::text)
     ON CONFLICT (order_id) DO NOTHING
     RETURNING order_id
-  ), ${ANSWER_CTES}
-  SELECT count(*)::int AS n FROM gate`;
+  ), ${ANSWER_CTES}, ${WAKE_CTE}
+  SELECT (SELECT count(*)::int FROM gate) AS n FROM ${WOKEN}`;
 
 /**
  * Answers an order with a rejection, in one statement: the order's answer (kind REJECTION)
@@ -136,8 +146,8 @@ const FINALISE_SQL = `
         lease_expires_at = NULL, lease_owner = NULL, updated_at = now()
     WHERE id = $11::int8 AND status = ANY($13::varchar[])
     RETURNING id
-  ), ${ANSWER_CTES}
-  SELECT id FROM gate`;
+  ), ${ANSWER_CTES}, ${WAKE_CTE}
+  SELECT id FROM ${WOKEN}, gate`;
 
 /**
  * Commits a payment's final status and its answer in one statement (one round trip, one
@@ -210,8 +220,8 @@ const FINALISE_BATCH_SQL = `
     INSERT INTO outbox (event_id, order_id, event_type, routing_key, payload, trace_context)
     SELECT outbox_event_id, outbox_order_id, event_type, routing_key, payload, trace_context FROM passed ORDER BY ord
     RETURNING id
-  )
-  SELECT (gate.id IS NOT NULL) AS finalised FROM input LEFT JOIN gate ON gate.id = input.payment_id ORDER BY input.ord`;
+  ), ${WAKE_CTE}
+  SELECT (gate.id IS NOT NULL) AS finalised FROM ${WOKEN}, input LEFT JOIN gate ON gate.id = input.payment_id ORDER BY input.ord`;
 
 /**
  * Finalises several payments in one statement (distinct payment ids): for each, true when its

@@ -1,15 +1,14 @@
 import { runStatement, type Db } from '../executor.js';
 import type { NewOutboxRow } from './answer.js';
+import { OUTBOX_CHANNEL } from './outbox-channel.js';
 
-/** The channel relays LISTEN on; a notification means "new outbox rows may be due". */
-export const OUTBOX_CHANNEL = 'outbox_inserted';
+export { OUTBOX_CHANNEL };
 
 const NOTIFY_SQL = `SELECT pg_notify($1::text, '')`;
 
 /**
- * Wakes the relays. Call it after the transaction that wrote outbox rows has committed,
- * never inside it: NOTIFY inside a writing transaction holds a database-wide lock through
- * the commit flush and serialises every writer.
+ * Wakes the relays, for writers whose outbox rows do not come from answer.ts (whose statements
+ * notify at their own commit): call it after the transaction that wrote the rows has committed.
  */
 export async function notifyOutbox(db: Db): Promise<void> {
   await runStatement(db, NOTIFY_SQL, [OUTBOX_CHANNEL]);
