@@ -110,12 +110,16 @@ export class SimulatedPaymentGateway implements PaymentGateway, RefundGateway {
     this.faults.push(...faults);
   }
 
-  /** Runs one money call with the next queued fault: `record` writes the books; a lost answer is lost after it. */
+  /**
+   * Runs one money call with the next queued fault: `record` writes the books; a lost answer is
+   * lost after it. The books are written within the provider's latency, as a real provider's
+   * are: the answer comes `processingDelayMs` (plus a slow fault's delay) after the call, or when
+   * the books are written if that takes longer, not a ledger commit after the delay.
+   */
   private async withFault<T>(record: () => Promise<T>, what: string): Promise<T> {
     const fault = this.faults.shift();
     if (fault?.kind === 'unavailable') throw new GatewayUnavailableError('simulated gateway unavailable (HTTP 503)');
-    await sleep(this.config.processingDelayMs + (fault?.kind === 'slow' ? fault.delayMs : 0));
-    const result = await record();
+    const [result] = await Promise.all([record(), sleep(this.config.processingDelayMs + (fault?.kind === 'slow' ? fault.delayMs : 0))]);
     if (fault?.kind === 'lostAnswer') throw new GatewayUnknownOutcomeError(`simulated gateway: connection reset after the ${what}`, false);
     return result;
   }

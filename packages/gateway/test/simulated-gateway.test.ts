@@ -86,6 +86,44 @@ t.test('faults: unavailable charges nothing, lost answer charges once, slow answ
   t.equal(ledger.charges(req.orderId), 1, 'still one charge');
 });
 
+t.test(
+  'the books are written within the latency: a charge or refund answers the delay after the call, not a ledger write after it',
+  async (t) => {
+    const ledger = new MemoryLedgerStore();
+    /** Each write takes 150 ms, as a slow commit would; the gateway's latency is 200 ms. */
+    let writes = 0;
+    const slowBooks = {
+      find: ledger.find.bind(ledger),
+      refunded: ledger.refunded.bind(ledger),
+      record: async (entry: Parameters<MemoryLedgerStore['record']>[0]) => {
+        writes++;
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        return ledger.record(entry);
+      },
+    };
+    const gateway = new SimulatedPaymentGateway({ alwaysSucceed: true, processingDelayMs: 200 }, slowBooks);
+    const req = charge();
+    let started = performance.now();
+    const charging = gateway.charge(req, key(req));
+    await new Promise((resolve) => setImmediate(resolve));
+    t.equal(writes, 1, 'the charge is booked while the latency runs, not after it');
+    t.equal((await charging).kind, 'Success');
+    const took = performance.now() - started;
+    t.ok(took >= 195, `never answers before the latency (${took.toFixed(0)} ms)`);
+    t.equal(ledger.charges(req.orderId), 1);
+
+    started = performance.now();
+    const refunding = gateway.refund(
+      { chargeKey: key(req), transactionId: 'txn_x', orderId: req.orderId, amount: '10.00', currency: 'USD' },
+      'refund-1',
+    );
+    await new Promise((resolve) => setImmediate(resolve));
+    t.equal(writes, 2, 'the refund too');
+    t.equal((await refunding).kind, 'Refunded');
+    t.ok(performance.now() - started >= 195, 'and answers after the latency');
+  },
+);
+
 t.test('lookup tells what happened under a key and closes an unused key', async (t) => {
   const ledger = new MemoryLedgerStore();
   const gateway = new SimulatedPaymentGateway({ alwaysSucceed: false, processingDelayMs: 0 }, ledger);
