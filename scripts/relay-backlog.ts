@@ -5,8 +5,10 @@
  * autovacuum off on its outbox table (so nothing analyses it behind the bench's back), N
  * rows inserted in one transaction, then the real relay (in this process, buildRelayApp)
  * publishing to a throw-away exchange with one bound queue, timed until the last row is
- * marked published. Prints rows/s, the relay's CPU and its PostgreSQL backends' CPU per
- * 1,000 rows, and medians (min–max) over the runs. See --help.
+ * marked published. Then the broker's own ceiling for that publish shape (CEILING_MESSAGES of
+ * the same bodies from a plain client, relay-common.ts brokerCeiling). Prints rows/s, the
+ * ratio to that ceiling, the relay's CPU and its PostgreSQL backends' CPU per 1,000 rows, and
+ * medians (min–max) over the runs. See --help.
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -21,7 +23,7 @@ import { createTestDatabase, TEST_RABBIT, testDbEnv, type TestDatabase } from '@
 import { buildRelayApp } from '../apps/outbox-relay/src/app.js';
 import { loadRelayConfig } from '../apps/outbox-relay/src/config.js';
 import { intOption as int, optionsOrExit, say } from './bench/cli.js';
-import { benchExchange, Cleanups, runInterruptible } from './bench/relay-common.js';
+import { benchExchange, brokerCeiling, Cleanups, runInterruptible } from './bench/relay-common.js';
 
 const HELP = `Usage: npm run bench:relay-backlog -- [options]
 
@@ -38,6 +40,10 @@ fresh database with a run-unique exchange and queue (all removed afterwards).
   --batch-size <count>  OUTBOX_BATCH_SIZE of the relay (default: the relay's default)
   --relays <count>      relay replicas draining together, all in this process (default 1)
   --timeout <seconds>   give up on a drain after this long and report how far it got (default 600)
+
+After each drain, the broker's own ceiling for the same messages: up to 20,000 of the backlog's
+bodies published by a plain client (persistent, mandatory, publisher confirms, 200 unconfirmed,
+no database) to a fresh exchange and queue; the drain is also printed as a ratio of it.
   --profile <dir>       write a V8 CPU profile of each drain (this process) to <dir>/drain-<run>.cpuprofile
                         (summarise with: node --import tsx scripts/bench/profile-summary.ts <file>)
 `;
@@ -83,6 +89,9 @@ function parse(argv: string[]): Options | 'help' {
 }
 
 const options = optionsOrExit('bench:relay-backlog', parse, HELP);
+
+/** Messages the broker-ceiling measurement publishes after each drain (fewer if the backlog is smaller). */
+const CEILING_MESSAGES = 20_000;
 
 /** A small deterministic generator, so every run drains the same backlog. */
 function random(seed: number): () => number {
@@ -242,7 +251,7 @@ const neverAnalysed = (s: TableState) => s.reltuples < 0 && s.lastAnalyze === nu
 async function backlogDatabase(
   cleanups: Cleanups,
   analyse: boolean,
-): Promise<{ database: TestDatabase; orders: number; ordersWithTwo: number; payloadBytes: number }> {
+): Promise<{ database: TestDatabase; orders: number; ordersWithTwo: number; payloadBytes: number; payloads: string[] }> {
   const database = await createTestDatabase(cleanups);
   const { rows } = await database.pool.query<{ autovacuum: string; version: string }>(
     `SELECT current_setting('autovacuum') AS autovacuum, current_setting('server_version') AS version`,
@@ -253,7 +262,13 @@ async function backlogDatabase(
   const backlog = backlogRows(options.rows);
   await insertBacklog(database.pool, backlog.rows);
   if (analyse) await database.pool.query('ANALYZE outbox');
-  return { database, orders: backlog.orders, ordersWithTwo: backlog.ordersWithTwo, payloadBytes: backlog.payloadBytes };
+  return {
+    database,
+    orders: backlog.orders,
+    ordersWithTwo: backlog.ordersWithTwo,
+    payloadBytes: backlog.payloadBytes,
+    payloads: backlog.rows.slice(0, CEILING_MESSAGES).map((row) => row.payload),
+  };
 }
 
 /**
@@ -333,12 +348,14 @@ interface RunResult {
   relayCpuMsPer1k: number;
   pgCpuMsPer1k: number;
   brokerCpuMsPer1k: number;
+  /** Messages/s the broker took from a plain client right after the drain (brokerCeiling). */
+  brokerCeiling: number;
 }
 
 async function oneRun(run: number): Promise<RunResult> {
   const cleanups = new Cleanups();
   try {
-    const { database, orders, ordersWithTwo, payloadBytes } = await backlogDatabase(cleanups, options.analyse);
+    const { database, orders, ordersWithTwo, payloadBytes, payloads } = await backlogDatabase(cleanups, options.analyse);
     const before = await tableState(database.pool);
     say(
       `run ${run}/${options.runs}: ${options.rows} rows of ${orders} orders (${ordersWithTwo} with two rows; payloads ${Math.round(payloadBytes)} bytes on average) committed in one transaction; ` +
@@ -426,6 +443,9 @@ async function oneRun(run: number): Promise<RunResult> {
     await Promise.all(relays.map((r) => r.close()));
     const seconds = (endedAt - started) / 1000;
     const after = await tableState(database.pool);
+    const ceilingCpuStart = brokerCpuMs();
+    const ceiling = await brokerCeiling(rabbit, payloads);
+    const ceilingCpuMs = (brokerCpuMs() ?? NaN) - (ceilingCpuStart ?? NaN);
     const result: RunResult = {
       drained,
       published,
@@ -434,10 +454,12 @@ async function oneRun(run: number): Promise<RunResult> {
       relayCpuMsPer1k: (cpu.user + cpu.system) / 1000 / (published / 1000),
       pgCpuMsPer1k: backends.totalMs / (published / 1000),
       brokerCpuMsPer1k: brokerMs / (published / 1000),
+      brokerCeiling: ceiling,
     };
     say(
       `  ${drained ? 'drained' : `NOT drained within ${options.timeoutMs / 1000} s: ${published} of`} ${options.rows} rows in ${seconds.toFixed(2)} s: ` +
-        `${Math.round(result.rowsPerSecond)} rows/s; relay CPU ${Math.round((cpu.user + cpu.system) / 1000)} ms ` +
+        `${Math.round(result.rowsPerSecond)} rows/s = ${fixed(result.rowsPerSecond / ceiling, 2)} × the broker's ceiling ` +
+        `(${Math.round(ceiling)} msg/s from a plain client, ${payloads.length} messages, RabbitMQ CPU ${fixed(ceilingCpuMs / (payloads.length / 1000), 1)} ms per 1,000); relay CPU ${Math.round((cpu.user + cpu.system) / 1000)} ms ` +
         `(${fixed(result.relayCpuMsPer1k, 1)} ms per 1,000 rows); PostgreSQL CPU of the relay's backends ${Math.round(backends.totalMs)} ms ` +
         `(${fixed(result.pgCpuMsPer1k, 1)} ms per 1,000 rows); RabbitMQ CPU ${fixed(brokerMs, 0)} ms (${fixed(result.brokerCpuMsPer1k, 1)} ms per 1,000 rows); ${queued} messages queued; ` +
         (options.analyse
@@ -486,6 +508,14 @@ async function main(): Promise<void> {
       `  rows/s                               median ${summary(
         results.map((r) => r.rowsPerSecond),
         0,
+      )}\n` +
+      `  broker ceiling msg/s                 median ${summary(
+        results.map((r) => r.brokerCeiling),
+        0,
+      )}  (a plain client, the same messages, no database)\n` +
+      `  drain ÷ broker ceiling               median ${summary(
+        results.map((r) => r.rowsPerSecond / r.brokerCeiling),
+        2,
       )}\n` +
       `  drain seconds                        median ${summary(
         results.map((r) => r.seconds),

@@ -1,7 +1,7 @@
 /**
  * What the relay benches share: CPU readings from /proc, medians and their "median (min–max)"
- * line, the bench payload, spawning a relay as its own process, and teardowns that also run
- * on Ctrl-C or SIGTERM.
+ * line, the bench payload, spawning a relay as its own process, the broker's own ceiling, and
+ * teardowns that also run on Ctrl-C or SIGTERM.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -188,6 +188,45 @@ export class Cleanups {
   async run(): Promise<void> {
     Cleanups.open.delete(this);
     for (const fn of this.fns.splice(0)) await fn();
+  }
+}
+
+/**
+ * The broker's own ceiling for the relay's publish shape: `bodies.length` messages published by a
+ * plain client with nothing else to do, as the relay publishes them (persistent, mandatory,
+ * content type and message id set, under publisher confirms), `inFlight` unconfirmed at any
+ * time, to a fresh exchange with one durable queue (removed afterwards). Messages per second:
+ * no relay can drain a backlog faster than the broker takes its messages.
+ */
+export async function brokerCeiling(admin: Connection, bodies: readonly string[], inFlight = 200): Promise<number> {
+  const cleanups = new Cleanups();
+  try {
+    const { exchange } = await benchExchange(cleanups, admin, 'bench.broker-ceiling', '#');
+    const publisher = admin.createPublisher({ confirm: true, maxAttempts: 1 });
+    cleanups.teardown(() => publisher.close());
+    const send = (body: string) =>
+      publisher.send(
+        {
+          exchange,
+          routingKey: 'payment.succeeded',
+          mandatory: true,
+          durable: true,
+          contentType: 'application/json',
+          messageId: randomUUID(),
+          type: 'OrderPaymentSucceededEvent',
+        },
+        Buffer.from(body, 'utf8'),
+      );
+    let next = 0;
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: Math.min(inFlight, bodies.length) }, async () => {
+        while (next < bodies.length) await send(bodies[next++]!);
+      }),
+    );
+    return bodies.length / ((performance.now() - started) / 1000);
+  } finally {
+    await cleanups.run();
   }
 }
 

@@ -13,7 +13,8 @@ export const RelayConfigSchema = Type.Object({
   OUTBOX_BATCH_SIZE: Type.Integer({
     minimum: 1,
     maximum: 5000,
-    default: 200,
+    // A backlog drains 22 % faster than at 200 (README "Relay backlog drain"); a steady rate makes small batches anyway.
+    default: 1000,
     description: 'must be an integer from 1 to 5000 (rows claimed and published per transaction)',
   }),
   OUTBOX_POLL_INTERVAL_MS: PositiveMs(2_000, 'safety-net poll for rows whose NOTIFY was missed'),

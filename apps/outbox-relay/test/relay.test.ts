@@ -39,6 +39,22 @@ t.test('one notification publishes a backlog larger than a batch: a full batch a
   await waitFor('all marked published', async () => (await unpublishedCount(h.db)) === 0);
 });
 
+t.test('by default a backlog goes out 1,000 rows per transaction', async (t) => {
+  const h = await relayHarness(t);
+  await h.insertRows(1_500, { notify: false });
+  const batches: number[] = [];
+  // Started after the rows committed: its catch-up drain at LISTEN takes the whole backlog.
+  const app = await h.startRelay({ OUTBOX_POLL_INTERVAL_MS: 60_000 }, { afterPublish: (rows) => void batches.push(rows.length) });
+  await waitFor('all rows marked published', async () => (await unpublishedCount(h.db)) === 0, 20_000);
+  await app.relay.idle();
+  t.equal(batches[0], 1_000, `a full first batch (batches: ${batches.join(', ')})`);
+  t.equal(
+    batches.reduce((a, b) => a + b, 0),
+    1_500,
+    'and the rest after it',
+  );
+});
+
 t.test('rows inserted without NOTIFY are published by the safety poll, and counted as missed wake-ups', async (t) => {
   const h = await relayHarness(t);
   const app = await h.startRelay({ OUTBOX_POLL_INTERVAL_MS: 300 });
