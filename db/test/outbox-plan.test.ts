@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { sql } from 'kysely';
-import { CLAIM_OUTBOX_BATCH_SQL, claimOutboxBatch, type OutboxRow } from '@foodies/db';
+import { CLAIM_OUTBOX_BATCH_AFTER_SQL, CLAIM_OUTBOX_BATCH_SQL, claimOutboxBatch, type OutboxRow } from '@foodies/db';
 import { createTestDatabase } from '@foodies/testkit';
 
 /** What EXPLAIN (FORMAT JSON) says of one plan node, as far as these tests read it. */
@@ -41,12 +41,16 @@ t.test('the outbox claim plans per-row index probes with or without table statis
     FROM unnest(${orderIds}::int8[]) WITH ORDINALITY AS r(o, n) ORDER BY n`.execute(db);
 
   /** The claim's plan as the relay would run it: a one-off (custom) plan, or the prepared statement's generic plan. */
-  const plan = async (mode: 'force_custom_plan' | 'force_generic_plan'): Promise<PlanNode> => {
+  const plan = async (mode: 'force_custom_plan' | 'force_generic_plan', after: boolean): Promise<PlanNode> => {
     const client = await pool.connect();
     try {
       await client.query(`SET plan_cache_mode = ${mode}`);
-      await client.query(`PREPARE claim(int4) AS ${CLAIM_OUTBOX_BATCH_SQL}`);
-      const { rows } = await client.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>('EXPLAIN (FORMAT JSON) EXECUTE claim(200)');
+      await client.query(
+        after ? `PREPARE claim(int4, int8) AS ${CLAIM_OUTBOX_BATCH_AFTER_SQL}` : `PREPARE claim(int4) AS ${CLAIM_OUTBOX_BATCH_SQL}`,
+      );
+      const { rows } = await client.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(
+        `EXPLAIN (FORMAT JSON) EXECUTE claim(200${after ? ', 1500' : ''})`,
+      );
       await client.query('DEALLOCATE claim');
       await client.query('RESET plan_cache_mode');
       return rows[0]!['QUERY PLAN'][0]!.Plan;
@@ -61,14 +65,20 @@ t.test('the outbox claim plans per-row index probes with or without table statis
    * scan or a bitmap scan of it, the planner's choice), bounded by one order's rows; the
    * candidates come from idx_outbox_unpublished in id order, the limit stopping the scan.
    * With `fewPending` (statistics that rightly say a few hundred rows are pending) the
-   * planner may instead read those few from the index with a bitmap scan and sort them.
+   * planner may instead read those few from the index with a bitmap scan and sort them. The
+   * claim from a cursor has the same shape, its scan starting at the cursor.
    */
   const checkPlan = async (t: Test, state: string, options: { fewPending?: boolean } = {}) => {
-    for (const mode of ['force_custom_plan', 'force_generic_plan'] as const) {
-      const root = await plan(mode);
+    for (const [mode, after] of [
+      ['force_custom_plan', false],
+      ['force_generic_plan', false],
+      ['force_custom_plan', true],
+      ['force_generic_plan', true],
+    ] as const) {
+      const root = await plan(mode, after);
       const all = flatten(root);
       const shape = all.map(describe).join(' > ');
-      const at = `${state}, ${mode}`;
+      const at = `${state}, ${mode}${after ? ', from a cursor' : ''}`;
       t.notOk(
         all.some((n) => /Join|Nested Loop|Seq Scan|Hash|Materialize/.test(n['Node Type'])),
         `${at}: no join, hash or sequential scan (${shape})`,
@@ -88,6 +98,13 @@ t.test('the outbox claim plans per-row index probes with or without table statis
             ['Index Scan', 'idx_outbox_unpublished'],
           ],
           `${at}: the candidates come from idx_outbox_unpublished in id order, the limit stopping the scan (${shape})`,
+        );
+      }
+      if (after) {
+        t.match(
+          main.find((n) => n['Index Name'] === 'idx_outbox_unpublished'),
+          { 'Index Cond': /^\(id > / },
+          `${at}: the scan starts past the cursor, not filtering the rows below it (${shape})`,
         );
       }
       const probes = all.filter((n) => n['Parent Relationship'] === 'SubPlan');
@@ -161,6 +178,12 @@ t.test('the outbox claim plans per-row index probes with or without table statis
     t.equal(everything.length, 2_503, 'the 2,500 bulk orders and orders 1, 2 and 3 (4 waits out its head, 5 is done)');
     t.same(brief(everything), expected, 'exactly the oldest pending row of each order, in id order, with has_next');
     t.same(brief(await claim(200)), expected.slice(0, 200), 'the limit takes the oldest');
+    const cursor = expected[99]!.id;
+    t.same(
+      brief(await db.transaction().execute((tx) => claimOutboxBatch(tx, 5_000, cursor))),
+      expected.slice(100),
+      'from a cursor: the same heads, only those above it',
+    );
     const byId = new Map(everything.map((r) => [r.id, r]));
     t.match(byId.get(a1!), { orderId: 1n, hasNext: true }, 'an order with three rows: its first');
     t.notOk(byId.has(a2!) || byId.has(a3!), 'and not the rows behind it');

@@ -30,6 +30,12 @@ export interface RelayOptions {
   afterPublish?: (rows: OutboxRow[], outcomes: PublishOutcome[]) => Promise<void> | void;
 }
 
+/** What a batch's claim returned, as the drain loop needs it. */
+interface Claimed {
+  full: boolean;
+  lastId: bigint;
+}
+
 /**
  * A drain that failed (database down) is retried after this backoff, never in a tight loop;
  * at most 2 s apart, so rows go out within about 2 s of the database's return.
@@ -45,6 +51,8 @@ export class OutboxRelay {
   private running: Promise<void> | undefined;
   /** The wake-up that arrived during the running drain, if any: it gets one more drain. */
   private pending: DrainTrigger | undefined;
+  /** Drains failed in a row (database down); reset by the first batch that commits. */
+  private failures = 0;
   private readonly stopping = new AbortController();
 
   constructor(private readonly options: RelayOptions) {}
@@ -74,29 +82,21 @@ export class OutboxRelay {
   }
 
   private async drainUntilIdle(first: DrainTrigger): Promise<void> {
-    let failures = 0;
     let trigger: DrainTrigger | undefined = first;
     while (trigger !== undefined && !this.stopping.signal.aborted) {
       this.pending = undefined;
       const missed = { rows: 0, maxWaitedMs: 0 };
       /** Orders whose earlier row this drain published or parked: their next row was held back, not missed. */
       const freed = new Set<bigint>();
-      for (;;) {
-        if (this.stopping.signal.aborted) return;
-        let more: boolean;
-        try {
-          more = await this.drainBatch(freed, missed);
-          if (failures > 0) this.options.logger.info({ failures }, 'outbox drain works again');
-          failures = 0;
-        } catch (err) {
-          const delayMs = backoffDelay(failures++, DRAIN_RETRY);
-          // One line per outage, not one per retry; the rows stay unpublished and are retried.
-          this.options.logger[failures === 1 ? 'error' : 'debug']({ err, delayMs, failures }, 'outbox drain failed; retrying');
-          await sleep(delayMs, this.stopping.signal);
-          this.pending ??= trigger;
-          break;
-        }
-        if (!more) break;
+      try {
+        await this.drainBatches(freed, missed);
+      } catch (err) {
+        const failures = ++this.failures;
+        const delayMs = backoffDelay(failures - 1, DRAIN_RETRY);
+        // One line per outage, not one per retry; the rows stay unpublished and are retried.
+        this.options.logger[failures === 1 ? 'error' : 'debug']({ err, delayMs, failures }, 'outbox drain failed; retrying');
+        await sleep(delayMs, this.stopping.signal);
+        this.pending ??= trigger;
       }
       if (trigger === 'poll' && missed.rows > 0) {
         this.options.metrics.pollDrainsWithRows.inc();
@@ -110,6 +110,57 @@ export class OutboxRelay {
   }
 
   /**
+   * Batches until one says there is nothing more. While a full batch is published, the next
+   * one is claimed beside it, in a transaction of its own, from past the full batch's last
+   * row (CLAIM_OUTBOX_BATCH_AFTER_SQL): the database's and the broker's work overlap, and at
+   * most two batches are open at a time. A later batch never holds a row of an order the
+   * earlier one holds (that order's next row is not claimable while its head is pending), so
+   * per-order order is kept even if the earlier batch fails. Rows a claim from a cursor
+   * cannot see (below it: an order's next row freed by the batch before, a row another
+   * replica had locked) are found by one claim from the start once the run of full batches
+   * ends. Throws the first failure, after every batch it started has ended.
+   */
+  private async drainBatches(freed: Set<bigint>, missed: { rows: number; maxWaitedMs: number }): Promise<void> {
+    let batch = this.startBatch(freed, missed, undefined);
+    let fromCursor = false;
+    for (;;) {
+      const claimed = await batch.claimed;
+      const next = claimed.full && !this.stopping.signal.aborted ? this.startBatch(freed, missed, claimed.lastId) : undefined;
+      let more: boolean;
+      try {
+        more = await batch.done;
+      } catch (err) {
+        await next?.done.catch(() => undefined);
+        throw err;
+      }
+      if (this.failures > 0) this.options.logger.info({ failures: this.failures }, 'outbox drain works again');
+      this.failures = 0;
+      if (next) {
+        batch = next;
+        fromCursor = true;
+        continue;
+      }
+      if (this.stopping.signal.aborted || (!more && !fromCursor)) return;
+      batch = this.startBatch(freed, missed, undefined);
+      fromCursor = false;
+    }
+  }
+
+  /** One batch (drainBatch), and word as soon as its claim is back: whether it was full, and its last id. */
+  private startBatch(
+    freed: Set<bigint>,
+    missed: { rows: number; maxWaitedMs: number },
+    after: bigint | undefined,
+  ): { claimed: Promise<Claimed>; done: Promise<boolean> } {
+    let onClaimed!: (claimed: Claimed) => void;
+    const claimed = new Promise<Claimed>((resolve) => (onClaimed = resolve));
+    const done = this.drainBatch(freed, missed, after, onClaimed);
+    // A batch that failed before its claim came back was not full: nothing follows it.
+    void done.catch(() => undefined).finally(() => onClaimed({ full: false, lastId: 0n }));
+    return { claimed, done };
+  }
+
+  /**
    * One transaction: claim (row locks), publish with confirms, mark or record failures, commit.
    * Returns `more`: another claim may find rows now, because the batch was full, or a
    * published or parked row's order has a later row, which that made claimable and which no
@@ -117,12 +168,19 @@ export class OutboxRelay {
    * (or the poll), so a short batch ends the drain without one more, empty, claim.
    * Published rows a notification should have announced (see `missedWakeUpAfterMs`) are
    * added to `missed`; only a poll drain reports them. `freed` collects the orders whose
-   * next row this batch released.
+   * next row this batch released. `after`: claim only rows above that id; `onClaimed` hears
+   * of the claim before anything is published.
    */
-  private drainBatch(freed: Set<bigint>, missed: { rows: number; maxWaitedMs: number }): Promise<boolean> {
+  private drainBatch(
+    freed: Set<bigint>,
+    missed: { rows: number; maxWaitedMs: number },
+    after: bigint | undefined,
+    onClaimed: (claimed: Claimed) => void,
+  ): Promise<boolean> {
     const { db, publisher, metrics, logger, maxAttempts, rowRetry, missedWakeUpAfterMs } = this.options;
     const batch = db.transaction().execute(async (tx) => {
-      const rows = await during('claim outbox batch', claimOutboxBatch(tx, this.options.batchSize));
+      const rows = await during('claim outbox batch', claimOutboxBatch(tx, this.options.batchSize, after));
+      onClaimed({ full: rows.length === this.options.batchSize, lastId: rows.at(-1)?.id ?? 0n });
       if (rows.length === 0) return false;
       const outcomes = await publisher.publishAll(rows);
       await this.options.afterPublish?.(rows, outcomes);

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import type { Test } from 'tap';
 import { sql } from 'kysely';
 import type { AsyncMessage } from 'rabbitmq-client';
 import { insertOutboxRow, notifyOutbox, type Db } from '@foodies/db';
-import { stringifyJson } from '@foodies/domain';
+import { parseJsonExact, stringifyJson } from '@foodies/domain';
 import {
   captureLogger,
   createTestDatabase,
@@ -198,4 +199,38 @@ export async function startUpDrained(app: RelayApp): Promise<void> {
     /outbox_drains_total\{trigger="broker"\} [1-9]/.test((await app.health.inject({ url: '/metrics' })).body),
   );
   await app.relay.idle();
+}
+
+/**
+ * `orders × perOrder` rows in one statement, interleaved: row g belongs to order g % orders,
+ * so each order's rows are `orders` ids apart and its body carries `seq` g.
+ */
+export async function insertInterleaved(db: Db, orders: number, perOrder: number): Promise<void> {
+  await sql`
+    INSERT INTO outbox (event_id, order_id, event_type, routing_key, payload)
+    SELECT s.id, 5000000 + (s.g % ${orders}), 'OrderPaymentFailedEvent', 'payment.failed',
+           json_build_object('eventId', s.id, 'orderId', 5000000 + (s.g % ${orders}), 'seq', s.g)::text
+    FROM (SELECT gen_random_uuid() AS id, g FROM generate_series(0, ${orders * perOrder - 1}) AS g) s
+    ORDER BY s.g`.execute(db);
+}
+
+/**
+ * Checks what insertInterleaved's rows became, once every publish is confirmed and
+ * delivered: each row arrived (exactly once unless `duplicatesAllowed`), and no order's
+ * message came after a later one of the same order.
+ */
+export function checkInterleaved(t: Test, received: AsyncMessage[], rows: number, { duplicatesAllowed = false } = {}): void {
+  const byId = new Map<string, number>();
+  for (const msg of received) byId.set(msg.messageId!, (byId.get(msg.messageId!) ?? 0) + 1);
+  t.equal(byId.size, rows, 'every row arrived');
+  if (!duplicatesAllowed) t.equal([...byId.values()].filter((n) => n !== 1).length, 0, 'no row published twice');
+  const lastSeq = new Map<bigint, number>();
+  let outOfOrder = 0;
+  for (const msg of received) {
+    const body = parseJsonExact((msg.body as Buffer).toString()) as { orderId: number | bigint; seq: number };
+    const order = BigInt(body.orderId);
+    if ((lastSeq.get(order) ?? -1) > body.seq) outOfOrder++;
+    lastSeq.set(order, body.seq);
+  }
+  t.equal(outOfOrder, 0, 'per-order id order kept');
 }

@@ -47,11 +47,11 @@ t.test('by default a backlog goes out 1,000 rows per transaction', async (t) => 
   const app = await h.startRelay({ OUTBOX_POLL_INTERVAL_MS: 60_000 }, { afterPublish: (rows) => void batches.push(rows.length) });
   await waitFor('all rows marked published', async () => (await unpublishedCount(h.db)) === 0, 20_000);
   await app.relay.idle();
-  t.equal(batches[0], 1_000, `a full first batch (batches: ${batches.join(', ')})`);
-  t.equal(
-    batches.reduce((a, b) => a + b, 0),
-    1_500,
-    'and the rest after it',
+  // The second batch is claimed while the first is published: either may settle first.
+  t.same(
+    batches.toSorted((a, b) => b - a),
+    [1_000, 500],
+    `a full batch and the rest (batches: ${batches.join(', ')})`,
   );
 });
 

@@ -55,7 +55,8 @@ export interface OutboxRow {
 }
 
 /**
- * $1 the batch size. Exported for EXPLAIN (db/test/outbox-plan.test.ts, npm run bench:relay-backlog).
+ * The relay's claim, $1 the batch size (`after`: a condition on o.id). Both texts below are
+ * exported for EXPLAIN (db/test/outbox-plan.test.ts, npm run bench:relay-backlog).
  *
  * Its plan must not depend on table statistics: the relay drains backlogs committed at once,
  * on a table that may never have been analysed (a fresh migration) or was last vacuumed
@@ -79,7 +80,7 @@ export interface OutboxRow {
  *
  * db/test/outbox-plan.test.ts checks this shape with and without statistics, custom and generic.
  */
-export const CLAIM_OUTBOX_BATCH_SQL = `
+const claimSql = (after: string) => `
   SELECT o.id, o.event_id, o.order_id, o.event_type, o.routing_key, o.payload, o.created_at, o.attempts, o.row_failures,
          o.trace_context,
          EXISTS (
@@ -89,7 +90,7 @@ export const CLAIM_OUTBOX_BATCH_SQL = `
          ) AS has_next,
          (extract(epoch FROM now() - greatest(o.created_at, o.next_attempt_at)) * 1000)::float8 AS waited_ms
   FROM outbox o
-  WHERE o.published_at IS NULL AND o.parked_at IS NULL AND o.next_attempt_at <= now()
+  WHERE o.published_at IS NULL AND o.parked_at IS NULL AND o.next_attempt_at <= now()${after}
     AND NOT EXISTS (
       SELECT 1 FROM outbox e
       WHERE e.order_id = o.order_id AND e.id < o.id AND coalesce(e.published_at, e.parked_at) IS NULL
@@ -98,6 +99,17 @@ export const CLAIM_OUTBOX_BATCH_SQL = `
   ORDER BY o.id
   LIMIT $1::int4
   FOR UPDATE OF o SKIP LOCKED`;
+
+export const CLAIM_OUTBOX_BATCH_SQL = claimSql('');
+
+/**
+ * The same claim, of rows with ids above $2 only: the relay's next batch, claimed while the
+ * batch before it (up to id $2) is still being published. Its rows and their orders' later
+ * rows are pending and locked meanwhile, so starting past them claims the same rows a claim
+ * after that batch's commit would find above it, without walking past a thousand locked
+ * rows first. Anything below $2 it leaves for a claim from the start.
+ */
+export const CLAIM_OUTBOX_BATCH_AFTER_SQL = claimSql(' AND o.id > $2::int8');
 
 interface ClaimedRow {
   id: bigint;
@@ -119,9 +131,13 @@ interface ClaimedRow {
  * transaction ends (FOR UPDATE SKIP LOCKED: relay replicas never take the same row).
  * Only the oldest pending row of each order is eligible, so one order's events are
  * published in id order even across replicas; a parked row no longer holds its order back.
+ * With `after`, only rows with a larger id (CLAIM_OUTBOX_BATCH_AFTER_SQL).
  */
-export async function claimOutboxBatch(tx: Db, limit: number): Promise<OutboxRow[]> {
-  const rows = await runStatement<ClaimedRow>(tx, CLAIM_OUTBOX_BATCH_SQL, [limit]);
+export async function claimOutboxBatch(tx: Db, limit: number, after?: bigint): Promise<OutboxRow[]> {
+  const rows =
+    after === undefined
+      ? await runStatement<ClaimedRow>(tx, CLAIM_OUTBOX_BATCH_SQL, [limit])
+      : await runStatement<ClaimedRow>(tx, CLAIM_OUTBOX_BATCH_AFTER_SQL, [limit, after]);
   return rows.map((r) => ({
     id: r.id,
     eventId: r.event_id,
