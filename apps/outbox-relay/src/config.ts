@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { DatabaseEnv, ProcessEnv, RabbitEnv, configFields, loadConfig } from '@foodies/platform';
+import { ConfigError, DatabaseEnv, ProcessEnv, RabbitEnv, configFields, loadConfig } from '@foodies/platform';
 
 const { Port, PositiveMs } = configFields;
 const DAY_MS = 86_400_000;
@@ -49,6 +49,22 @@ export const RelayConfigSchema = Type.Object({
 
 export type RelayConfig = Static<typeof RelayConfigSchema>;
 
+/**
+ * A batch's transaction sits idle while its messages await their confirms, up to
+ * OUTBOX_PUBLISH_TIMEOUT_MS; the server must not end it meanwhile. If it did, the batch's
+ * marks would be lost with it and the same rows published again at every retry, for ever.
+ * This much more is left for the event loop and the marking.
+ */
+export const IDLE_IN_TRANSACTION_MARGIN_MS = 5_000;
+
 export function loadRelayConfig(env: NodeJS.ProcessEnv = process.env): RelayConfig {
-  return loadConfig(RelayConfigSchema, env);
+  const config = loadConfig(RelayConfigSchema, env);
+  const needed = config.OUTBOX_PUBLISH_TIMEOUT_MS + IDLE_IN_TRANSACTION_MARGIN_MS;
+  if (config.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS < needed) {
+    throw new ConfigError(
+      'DB_IDLE_IN_TRANSACTION_TIMEOUT_MS',
+      `must be at least OUTBOX_PUBLISH_TIMEOUT_MS + ${IDLE_IN_TRANSACTION_MARGIN_MS} ms (${needed} ms): a batch's transaction waits for its confirms; got '${config.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS}'`,
+    );
+  }
+  return config;
 }
