@@ -52,6 +52,8 @@ export async function runReplay(db: Db, command: Exclude<ReplayCommand, { kind: 
   let afterId = 0n;
   let total = 0;
   const sample: bigint[] = [];
+  /** Every row the selection found (for --ids: which of them exist). */
+  const found = new Set<bigint>();
   for (;;) {
     const rows = await selectReplayRows(db, command.selection, command.batch, afterId);
     if (rows.length === 0) break;
@@ -60,11 +62,11 @@ export async function runReplay(db: Db, command: Exclude<ReplayCommand, { kind: 
     const ids = rows.map((r) => r.id);
     total += command.dryRun ? ids.length : await requeueOutboxRows(db, ids);
     sample.push(...ids.slice(0, Math.max(0, 20 - sample.length)));
+    if ('ids' in command.selection) for (const id of ids) found.add(id);
     if (rows.length === command.batch) output.progress(`… ${verb} ${total} row(s) so far`);
-    if ('ids' in command.selection) break;
   }
   if ('ids' in command.selection) {
-    const missing = command.selection.ids.filter((id) => !sample.includes(id));
+    const missing = command.selection.ids.filter((id) => !found.has(id));
     if (missing.length > 0) output.out(`not found: ${missing.join(', ')}`);
   }
   const shown = sample.join(', ') + (total > sample.length ? ', …' : '');

@@ -115,6 +115,26 @@ t.test('replay against a table of pending, stuck, parked and published rows', as
   });
 });
 
+t.test('re-queue by id pages through more ids than a batch, and reports only the ids that do not exist', async (t) => {
+  const h = await relayHarness(t);
+  const rows = await h.insertRows(25, { notify: false });
+  await sql`UPDATE outbox SET published_at = now(), attempts = 1`.execute(h.db);
+  const c = capture();
+  const ids = [...rows.map((r) => r.id), 999998n];
+  await runReplay(h.db, { kind: 'requeue', selection: { ids }, dryRun: false, batch: 10 }, c.output);
+  t.same(
+    c.out.filter((l) => l.startsWith('not found')),
+    ['not found: 999998'],
+    'the 25 rows past the first 20 and past the first batch were found',
+  );
+  t.match(c.out.at(-1), /^re-queued 25 row\(s\) \(ids /);
+  t.equal(c.progress.length, 2, 'a progress line after each full batch');
+  t.ok(
+    (await states(h.db)).every((r) => !r.published && r.attempts === 0),
+    'all 25 back in the queue, the last batch included',
+  );
+});
+
 t.test('arguments: each mistake is a clear error', async (t) => {
   t.same(parseReplayArgs([]), { kind: 'list', olderThanMs: 60_000, limit: 50 });
   t.same(parseReplayArgs(['--older-than', '15m', '--limit', '5']), { kind: 'list', olderThanMs: 900_000, limit: 5 });
