@@ -1,6 +1,7 @@
 /**
  * Measures the relay at a steady rate: inserts outbox rows one transaction at a time (each
- * followed by a NOTIFY, as the consumer does), with one relay running as its own process
+ * followed by a NOTIFY: the relay hears of each commit as it does of the consumer's, whose
+ * statements notify at their commit), with one relay running as its own process
  * (`npm run start:relay`'s entry), and reports percentiles of published_at - created_at
  * (published_at is stamped after the broker's confirm), the relay process's CPU per row and
  * its PostgreSQL backends' CPU per row, from /proc. Each run uses a throw-away database,

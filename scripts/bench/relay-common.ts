@@ -82,7 +82,10 @@ export function benchPayload(eventId: string, orderId: number): string {
   return stringifyJson({ eventId, orderId, failureReason: 'bench', failureCode: 'UNKNOWN', occurredAt: new Date().toISOString() });
 }
 
-/** Commits one outbox row with the bench payload for `orderId`, then the NOTIFY, as the consumer does. */
+/**
+ * Commits one outbox row with the bench payload for `orderId`, then a NOTIFY: the relay is woken
+ * once per commit, as by the consumer's statements (which notify at their own commit).
+ */
 export async function insertBenchRow(db: Db, orderId: number): Promise<void> {
   const eventId = randomUUID();
   await insertOutboxRow(db, {

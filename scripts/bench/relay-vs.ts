@@ -126,7 +126,7 @@ interface RunResult {
 
 /** How a side's rows are written and read back. */
 interface SideIo {
-  /** Commits one outbox row (and for ours the NOTIFY after it, as the consumer does). */
+  /** Commits one outbox row (and for ours a NOTIFY after it: one wake-up per commit, as the consumer's statements give). */
   insert(orderId: number): Promise<void>;
   /** The column stamped once the broker confirmed the row. */
   done: 'published_at' | 'processed_at';

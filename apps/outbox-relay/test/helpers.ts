@@ -55,7 +55,8 @@ export interface RelayHarness {
   allDelivered(): Promise<void>;
   startRelay(overrides?: Partial<RelayConfig>, appOverrides?: RelayOverrides): Promise<RelayApp>;
   /**
-   * Writes outbox rows as the consumer does, then NOTIFYs after the commit unless `notify: false`.
+   * Writes outbox rows with the consumer's insert, then NOTIFYs after the commit unless `notify: false`
+   * (the consumer's own statements notify at their commit; the relay hears the same).
    * With `waitedSeconds`, the rows are committed already that old (see `backdateOutbox`), in one
    * transaction, so no relay can see them younger.
    */
