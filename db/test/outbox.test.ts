@@ -12,6 +12,7 @@ import {
   markOutboxPublished,
   outboxStats,
   recordLedgerEntry,
+  recordBrokerFailures,
   recordOutboxFailure,
   requeueOutboxRows,
   selectReplayRows,
@@ -123,6 +124,30 @@ t.test('outbox, retention and ledger statements against PostgreSQL', async (t) =
     await recordOutboxFailure(db, id!, { error: 'again', rowFailure: true, retryInMs: 0, park: false });
     t.match(await row(id!), { attempts: 3, row_failures: 2, parked_at: null });
   });
+
+  t.test(
+    'broker failures of many rows in one statement: each its attempt, its error and its own delay; no row failure, no parking',
+    async (t) => {
+      const [a, b, untouched] = await insertMany(3);
+      await update([b!], 'attempts = 4, row_failures = 1');
+      const before = Date.now();
+      await recordBrokerFailures(db, [
+        { id: a!, error: 'y'.repeat(3000), retryInMs: 60_000 },
+        { id: b!, error: 'broker unavailable: not connected', retryInMs: 1_000 },
+      ]);
+      const ra = await row(a!);
+      t.match(ra, { attempts: 1, row_failures: 0, parked_at: null, published_at: null });
+      t.equal(ra.last_error?.length, 2000, 'the error is cut to 2,000 characters');
+      const dueA = ra.next_attempt_at.getTime() - before;
+      t.ok(dueA > 55_000 && dueA < 65_000, `a: due again in about a minute (${dueA} ms)`);
+      const rb = await row(b!);
+      t.match(rb, { attempts: 5, row_failures: 1, parked_at: null, last_error: 'broker unavailable: not connected' });
+      const dueB = rb.next_attempt_at.getTime() - before;
+      t.ok(dueB > -4_000 && dueB < 6_000, `b: due again in about a second (${dueB} ms)`);
+      t.match(await row(untouched!), { attempts: 0, last_error: null }, 'a row not in the list is untouched');
+      await recordBrokerFailures(db, []);
+    },
+  );
 
   t.test('backed-off rows become due at once; published and parked rows stay as they are', async (t) => {
     const [backedOff, alsoBackedOff, due, published, parked] = await insertMany(5);

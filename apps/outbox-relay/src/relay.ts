@@ -1,4 +1,4 @@
-import { claimOutboxBatch, markOutboxPublished, recordOutboxFailure, type Db, type OutboxRow } from '@foodies/db';
+import { claimOutboxBatch, markOutboxPublished, recordBrokerFailures, recordOutboxFailure, type Db, type OutboxRow } from '@foodies/db';
 import { backoffDelay, during, sleep, type BackoffPolicy, type Logger } from '@foodies/platform';
 import type { OutboxPublisher, PublishOutcome } from './publisher.js';
 import type { RelayMetrics } from './metrics.js';
@@ -28,6 +28,16 @@ export interface RelayOptions {
    * `outcomes`), before anything is marked (crash injection).
    */
   afterPublish?: (rows: OutboxRow[], outcomes: PublishOutcome[]) => Promise<void> | void;
+}
+
+/** What the batches of one drain share. */
+interface DrainState {
+  /** Published rows a notification should have announced (only a poll drain reports them). */
+  missed: { rows: number; maxWaitedMs: number };
+  /** Orders whose earlier row this drain published or parked: their next row was held back, not missed. */
+  freed: Set<bigint>;
+  /** A batch failed on the broker in full: claim no more; the broker's return (or the poll) drains again. */
+  brokerDown: boolean;
 }
 
 /** What a batch's claim returned, as the drain loop needs it. */
@@ -85,11 +95,10 @@ export class OutboxRelay {
     let trigger: DrainTrigger | undefined = first;
     while (trigger !== undefined && !this.stopping.signal.aborted) {
       this.pending = undefined;
-      const missed = { rows: 0, maxWaitedMs: 0 };
-      /** Orders whose earlier row this drain published or parked: their next row was held back, not missed. */
-      const freed = new Set<bigint>();
+      const state: DrainState = { missed: { rows: 0, maxWaitedMs: 0 }, freed: new Set(), brokerDown: false };
+      const { missed } = state;
       try {
-        await this.drainBatches(freed, missed);
+        await this.drainBatches(state);
       } catch (err) {
         const failures = ++this.failures;
         const delayMs = backoffDelay(failures - 1, DRAIN_RETRY);
@@ -118,14 +127,17 @@ export class OutboxRelay {
    * per-order order is kept even if the earlier batch fails. Rows a claim from a cursor
    * cannot see (below it: an order's next row freed by the batch before, a row another
    * replica had locked) are found by one claim from the start once the run of full batches
-   * ends. Throws the first failure, after every batch it started has ended.
+   * ends. A batch that failed on the broker in full ends the drain, once the batch claimed
+   * beside it has ended too: the rest of a backlog waits for the broker's return (its
+   * reconnect drains) or the poll, untried, instead of each row failing in turn. Throws the
+   * first failure, after every batch it started has ended.
    */
-  private async drainBatches(freed: Set<bigint>, missed: { rows: number; maxWaitedMs: number }): Promise<void> {
-    let batch = this.startBatch(freed, missed, undefined);
+  private async drainBatches(state: DrainState): Promise<void> {
+    let batch = this.startBatch(state, undefined);
     let fromCursor = false;
     for (;;) {
       const claimed = await batch.claimed;
-      const next = claimed.full && !this.stopping.signal.aborted ? this.startBatch(freed, missed, claimed.lastId) : undefined;
+      const next = claimed.full && !this.stopping.signal.aborted && !state.brokerDown ? this.startBatch(state, claimed.lastId) : undefined;
       let more: boolean;
       try {
         more = await batch.done;
@@ -140,21 +152,17 @@ export class OutboxRelay {
         fromCursor = true;
         continue;
       }
-      if (this.stopping.signal.aborted || (!more && !fromCursor)) return;
-      batch = this.startBatch(freed, missed, undefined);
+      if (this.stopping.signal.aborted || state.brokerDown || (!more && !fromCursor)) return;
+      batch = this.startBatch(state, undefined);
       fromCursor = false;
     }
   }
 
   /** One batch (drainBatch), and word as soon as its claim is back: whether it was full, and its last id. */
-  private startBatch(
-    freed: Set<bigint>,
-    missed: { rows: number; maxWaitedMs: number },
-    after: bigint | undefined,
-  ): { claimed: Promise<Claimed>; done: Promise<boolean> } {
+  private startBatch(state: DrainState, after: bigint | undefined): { claimed: Promise<Claimed>; done: Promise<boolean> } {
     let onClaimed!: (claimed: Claimed) => void;
     const claimed = new Promise<Claimed>((resolve) => (onClaimed = resolve));
-    const done = this.drainBatch(freed, missed, after, onClaimed);
+    const done = this.drainBatch(state, after, onClaimed);
     // A batch that failed before its claim came back was not full: nothing follows it.
     void done.catch(() => undefined).finally(() => onClaimed({ full: false, lastId: 0n }));
     return { claimed, done };
@@ -171,13 +179,9 @@ export class OutboxRelay {
    * next row this batch released. `after`: claim only rows above that id; `onClaimed` hears
    * of the claim before anything is published.
    */
-  private drainBatch(
-    freed: Set<bigint>,
-    missed: { rows: number; maxWaitedMs: number },
-    after: bigint | undefined,
-    onClaimed: (claimed: Claimed) => void,
-  ): Promise<boolean> {
+  private drainBatch(state: DrainState, after: bigint | undefined, onClaimed: (claimed: Claimed) => void): Promise<boolean> {
     const { db, publisher, metrics, logger, maxAttempts, rowRetry, missedWakeUpAfterMs } = this.options;
+    const { freed, missed } = state;
     const batch = db.transaction().execute(async (tx) => {
       const rows = await during('claim outbox batch', claimOutboxBatch(tx, this.options.batchSize, after));
       onClaimed({ full: rows.length === this.options.batchSize, lastId: rows.at(-1)?.id ?? 0n });
@@ -186,6 +190,7 @@ export class OutboxRelay {
       await this.options.afterPublish?.(rows, outcomes);
       const confirmedAt = Date.now();
       const published: bigint[] = [];
+      const brokerFailures: Array<{ id: bigint; error: string; retryInMs: number }> = [];
       /** Orders whose next row this batch made claimable (a published or parked head). */
       const released: bigint[] = [];
       for (const [i, row] of rows.entries()) {
@@ -201,13 +206,21 @@ export class OutboxRelay {
           continue;
         }
         metrics.failures.inc({ kind: outcome.kind });
-        const rowFailure = outcome.kind === 'row';
-        const park = rowFailure && row.rowFailures + 1 >= maxAttempts;
+        if (outcome.kind === 'broker') {
+          brokerFailures.push({ id: row.id, error: outcome.error, retryInMs: backoffDelay(row.attempts, rowRetry) });
+          continue;
+        }
+        const park = row.rowFailures + 1 >= maxAttempts;
         // A parked head no longer holds its order back: its next row is claimable now.
         if (park && row.hasNext) released.push(row.orderId);
         await during(
           'record publish failure',
-          recordOutboxFailure(tx, row.id, { error: outcome.error, rowFailure, retryInMs: backoffDelay(row.attempts, rowRetry), park }),
+          recordOutboxFailure(tx, row.id, {
+            error: outcome.error,
+            rowFailure: true,
+            retryInMs: backoffDelay(row.attempts, rowRetry),
+            park,
+          }),
         );
         const log = logger.child({ outboxId: row.id.toString(), orderId: row.orderId.toString(), eventId: row.eventId });
         if (park) {
@@ -220,9 +233,27 @@ export class OutboxRelay {
           log.warn({ attempts: row.attempts + 1, kind: outcome.kind, error: outcome.error }, 'publish failed; row will be retried');
         }
       }
+      if (brokerFailures.length > 0) {
+        // One statement and one line for the batch: in an outage every row of it fails alike.
+        await during('record broker failures', recordBrokerFailures(tx, brokerFailures));
+        logger.warn(
+          {
+            rows: brokerFailures.length,
+            of: rows.length,
+            error: brokerFailures[0]!.error,
+            firstOutboxId: brokerFailures[0]!.id.toString(),
+          },
+          'publish failed (broker); rows will be retried',
+        );
+      }
       await during('mark outbox rows published', markOutboxPublished(tx, published));
       metrics.published.inc(published.length);
       for (const orderId of released) freed.add(orderId);
+      // Not one row got through: the broker is down or silent. Its return (or the poll) drains again.
+      if (brokerFailures.length === rows.length) {
+        state.brokerDown = true;
+        return false;
+      }
       return rows.length === this.options.batchSize || released.length > 0;
     });
     return during('commit outbox batch', batch);

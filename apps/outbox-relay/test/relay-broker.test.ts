@@ -54,6 +54,54 @@ t.test('broker unavailable: rows stay unpublished with attempts recorded, never 
   t.same(new Set(h.received.map((m) => m.messageId)).size, 21);
 });
 
+t.test(
+  'broker unavailable with a backlog: a drain fails a batch in one statement and one line, then stops; the rest waits untried',
+  async (t) => {
+    const h = await relayHarness(t);
+    const proxy = new TcpProxy(TEST_RABBIT.RABBITMQ_HOST, TEST_RABBIT.RABBITMQ_PORT);
+    const port = await proxy.start();
+    t.teardown(() => proxy.cut());
+    const app = await h.startRelay({ RABBITMQ_PORT: port, OUTBOX_POLL_INTERVAL_MS: 60_000, OUTBOX_BATCH_SIZE: 10 });
+    await h.insertRows(1);
+    await waitFor('first row published', () => h.received.length === 1);
+
+    await proxy.cut();
+    const ready = async () => (await app.health.inject({ url: '/healthz/ready' })).json() as { checks: { rabbitmq: string } };
+    await waitFor('the relay knows the broker is gone', async () => (await ready()).checks.rabbitmq === 'DOWN');
+    // Committed together, so that no drain can see part of them.
+    const rows = await h.insertRows(35, { notify: false, waitedSeconds: 0 });
+    app.relay.requestDrain('poll');
+    await app.relay.idle();
+    const attempts = await h.db
+      .selectFrom('outbox')
+      .select(['attempts', 'last_error', 'row_failures', 'parked_at'])
+      .where(
+        'id',
+        'in',
+        rows.map((r) => r.id),
+      )
+      .execute();
+    const tried = attempts.filter((r) => r.attempts === 1);
+    t.ok(
+      tried.length === 10 || tried.length === 20,
+      `the failed batch and at most the one claimed beside it were tried (${tried.length} rows)`,
+    );
+    t.equal(attempts.filter((r) => r.attempts === 0).length, 35 - tried.length, 'the rest of the backlog waits, untried');
+    t.ok(
+      tried.every((r) => /broker unavailable/.test(r.last_error ?? '') && r.row_failures === 0 && r.parked_at === null),
+      'each tried row has the broker error, no row failure, and is not parked',
+    );
+    const lines = h.lines.filter((l) => l.includes('publish failed'));
+    t.equal(lines.length, tried.length / 10, 'one line per failed batch, not one per row');
+    t.match(lines[0], /publish failed \(broker\); rows will be retried/);
+    t.match(lines[0], /"rows":10/);
+
+    await proxy.start();
+    await waitFor('everything published after the broker returns', async () => (await unpublishedCount(h.db)) === 0, 20_000, 100);
+    await waitFor('all received', () => new Set(h.received.map((m) => m.messageId)).size === 36);
+  },
+);
+
 t.test('a broker connection that is up before start() still makes waiting rows due at once', async (t) => {
   const h = await relayHarness(t);
   const rows = await h.insertRows(3, { notify: false });

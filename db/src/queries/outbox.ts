@@ -188,6 +188,30 @@ export async function recordOutboxFailure(
   await runStatement(tx, RECORD_FAILURE_SQL, [id, failure.rowFailure, failure.error.slice(0, 2000), failure.retryInMs, failure.park]);
 }
 
+/** $1 row ids, $2 their errors, $3 their retry delays in ms. */
+const RECORD_BROKER_FAILURES_SQL = `
+  UPDATE outbox o
+  SET attempts = o.attempts + 1, last_error = f.error, next_attempt_at = now() + f.retry_ms * interval '1 millisecond'
+  FROM unnest($1::int8[], $2::text[], $3::float8[]) AS f(id, error, retry_ms)
+  WHERE o.id = f.id`;
+
+/**
+ * Records broker failures (the broker down or silent: never the row's fault, never parking)
+ * of many rows in one statement: for each, one more attempt, its error (first 2,000
+ * characters) and when to try again; as recordOutboxFailure with rowFailure and park false.
+ */
+export async function recordBrokerFailures(
+  tx: Db,
+  failures: ReadonlyArray<{ id: bigint; error: string; retryInMs: number }>,
+): Promise<void> {
+  if (failures.length === 0) return;
+  await runStatement(tx, RECORD_BROKER_FAILURES_SQL, [
+    failures.map((f) => String(f.id)),
+    failures.map((f) => f.error.slice(0, 2000)),
+    failures.map((f) => f.retryInMs),
+  ]);
+}
+
 const MAKE_DUE_SQL = `
   WITH due AS (
     UPDATE outbox SET next_attempt_at = now()
