@@ -2,6 +2,7 @@ import t from 'tap';
 import { fileURLToPath } from 'node:url';
 import { spawnApp, type Teardown } from '@foodies/testkit';
 import { parseBenchArgs } from '../scripts/bench/options.js';
+import { serverCpuSince, serverCpuSnapshot } from '../scripts/bench/stack.js';
 import { loadConsumerConfig } from '../apps/consumer/src/config.js';
 
 const bench = fileURLToPath(new URL('../scripts/bench/main.ts', import.meta.url));
@@ -11,6 +12,25 @@ async function runBench(t: Teardown, args: string[]): Promise<{ code: number | n
   const { code } = await run.exited();
   return { code, stdout: run.stdout, stderr: run.stderr };
 }
+
+t.test("the servers' CPU since a snapshot: a process that exited meanwhile is missed, never subtracted", async (t) => {
+  const before = serverCpuSnapshot();
+  t.ok(
+    [...before.values()].some((p) => p.server === 'postgres'),
+    'the local PostgreSQL processes are seen',
+  );
+  t.ok(
+    [...before.values()].some((p) => p.server === 'rabbitmq'),
+    "and RabbitMQ's",
+  );
+  // A backend that was there at the snapshot, with much CPU, and has exited since (other test files end theirs).
+  before.set(2 ** 30, { server: 'postgres', seconds: 1e6 });
+  const since = serverCpuSince(before);
+  t.ok(since.postgres >= 0 && since.rabbitmq >= 0, `never negative (${JSON.stringify(since)})`);
+  t.ok(since.postgres < 1_000, 'the exited process takes nothing away');
+  const whole = serverCpuSince(new Map());
+  t.ok(whole.postgres > 0 && whole.rabbitmq > 0, 'a process started since the snapshot counts whole');
+});
 
 t.test('bench options: defaults follow the service, bad values are refused by name', async (t) => {
   const options = parseBenchArgs([]);

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import type { AsyncMessage } from 'rabbitmq-client';
 import { eventBody, stockConfirmedEvent, waitFor } from '@foodies/testkit';
-import { processStats, serverCpuSeconds, type Stack } from './stack.js';
+import { processStats, serverCpuSince, serverCpuSnapshot, type Stack } from './stack.js';
 
 export interface RunResult {
   mode: 'burst' | 'paced';
@@ -11,7 +11,7 @@ export interface RunResult {
   latencyMs: { p50: number; p95: number; p99: number; max: number };
   splitMs: { brokerWait: number; consumer: number; commitToConfirm: number; confirmToAnswer: number };
   apps: Record<string, { cpuSeconds: number; peakRssMb: number }>;
-  /** CPU seconds of PostgreSQL and RabbitMQ during the run (serverCpuSeconds). */
+  /** CPU seconds of PostgreSQL and RabbitMQ during the run (serverCpuSince). */
   servers: { postgres: number; rabbitmq: number };
   correctness: { answered: number; payments: number; charges: number; maxChargesPerOrder: number; duplicateAnswers: number; ok: boolean };
 }
@@ -52,7 +52,7 @@ export async function runLoad(
   );
   await new Promise<void>((resolve) => listener.once('ready', () => resolve()));
   const before = Object.fromEntries(stack.apps.map((a) => [a.name, processStats(a.child.pid!)]));
-  const serversBefore = serverCpuSeconds();
+  const serversBefore = serverCpuSnapshot();
 
   const publisher = stack.rabbit.createPublisher({ confirm: true });
   const sends: Array<Promise<void>> = [];
@@ -78,7 +78,7 @@ export async function runLoad(
   await waitFor(`answers to all ${n} orders`, () => answered.size >= n, 180_000, 20);
   await new Promise((r) => setTimeout(r, 200));
   const after = Object.fromEntries(stack.apps.map((a) => [a.name, processStats(a.child.pid!)]));
-  const serversAfter = serverCpuSeconds();
+  const servers = serverCpuSince(serversBefore);
   await listener.close();
   await publisher.close();
 
@@ -134,7 +134,7 @@ export async function runLoad(
         { cpuSeconds: after[a.name]!.cpuSeconds - before[a.name]!.cpuSeconds, peakRssMb: after[a.name]!.peakRssMb },
       ]),
     ),
-    servers: { postgres: serversAfter.postgres - serversBefore.postgres, rabbitmq: serversAfter.rabbitmq - serversBefore.rabbitmq },
+    servers,
     correctness,
   };
 }

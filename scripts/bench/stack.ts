@@ -60,13 +60,17 @@ export function processStats(pid: number): { cpuSeconds: number; peakRssMb: numb
   return { cpuSeconds, peakRssMb: Number(hwm?.[1] ?? 0) / 1024 };
 }
 
+type Server = 'postgres' | 'rabbitmq';
+
+/** CPU seconds so far of each database and broker server process on this host, by pid. */
+export type ServerCpuSnapshot = Map<number, { server: Server; seconds: number }>;
+
 /**
- * CPU seconds so far of the database and broker servers on this host (every process named
- * postgres, and RabbitMQ's beam.smp), from /proc: where the rest of the machine goes. Server
- * processes that exit during a run (a test's backends) are missed, so this is a lower bound.
+ * A snapshot of the database and broker servers' CPU on this host (every process named
+ * postgres, and RabbitMQ's beam.smp), from /proc: where the rest of the machine goes.
  */
-export function serverCpuSeconds(): { postgres: number; rabbitmq: number } {
-  const total = { postgres: 0, rabbitmq: 0 };
+export function serverCpuSnapshot(): ServerCpuSnapshot {
+  const snapshot: ServerCpuSnapshot = new Map();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     let stat: string;
@@ -79,7 +83,21 @@ export function serverCpuSeconds(): { postgres: number; rabbitmq: number } {
     const server = name === 'postgres' ? 'postgres' : name === 'beam.smp' ? 'rabbitmq' : undefined;
     if (!server) continue;
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    total[server] += (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+    snapshot.set(Number(entry), { server, seconds: (Number(fields[11]) + Number(fields[12])) / CLK_TCK });
+  }
+  return snapshot;
+}
+
+/**
+ * The servers' CPU seconds since `before`, process by process: a process started since counts
+ * whole, one that exited meanwhile (a test's backends, on a machine shared with other tests)
+ * is missed, never subtracted. So this is a lower bound, and never negative.
+ */
+export function serverCpuSince(before: ServerCpuSnapshot): Record<Server, number> {
+  const total: Record<Server, number> = { postgres: 0, rabbitmq: 0 };
+  for (const [pid, now] of serverCpuSnapshot()) {
+    const then = before.get(pid);
+    total[now.server] += now.seconds - (then?.server === now.server ? then.seconds : 0);
   }
   return total;
 }
