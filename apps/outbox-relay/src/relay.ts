@@ -85,7 +85,7 @@ export class OutboxRelay {
     while (this.running) await this.running;
   }
 
-  /** Stops taking wake-ups; the batch in flight finishes and is marked. */
+  /** Stops taking wake-ups; the batches in flight (at most two) finish and are marked. */
   async stop(): Promise<void> {
     this.stopping.abort();
     await this.idle();

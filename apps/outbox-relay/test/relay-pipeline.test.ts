@@ -1,4 +1,5 @@
 import t from 'tap';
+import { notifyOutbox } from '@foodies/db';
 import { waitFor } from '@foodies/testkit';
 import { checkInterleaved, drainCounts, insertInterleaved, relayHarness, startUpDrained, unpublishedCount } from './helpers.js';
 
@@ -99,4 +100,29 @@ t.test('a full batch that fails while the next is open: the next commits, the fa
     .filter((id) => first.has(String(id)));
   t.equal(again.length, 100, 'the failed batch was claimed and published again');
   t.equal(h.received.length, 350, 'only its 100 rows arrived twice (at least once, never lost)');
+});
+
+t.test('stopping with two batches open: both finish and are marked, and no third is claimed', async (t) => {
+  const h = await relayHarness(t);
+  const batches: number[] = [];
+  let stopped: Promise<void> | undefined;
+  const app = await h.startRelay(
+    { OUTBOX_BATCH_SIZE: 100, OUTBOX_POLL_INTERVAL_MS: 60_000 },
+    {
+      afterPublish: async (rows) => {
+        batches.push(rows.length);
+        // The second batch, claimed beside the first, which is still open: stop now.
+        if (batches.length === 2) stopped = app.relay.stop();
+        if (batches.length === 1) await waitFor('the next batch published', () => batches.length >= 2, 5_000);
+      },
+    },
+  );
+  // The rows come after the start-up drains, so that the hook below sees `app` assigned.
+  await startUpDrained(app);
+  await insertInterleaved(h.db, 250, 1);
+  await notifyOutbox(h.db);
+  await waitFor('the stop requested', () => stopped !== undefined);
+  await stopped;
+  t.same(batches, [100, 100], 'two batches, no third');
+  t.equal(await unpublishedCount(h.db), 50, 'both open batches were marked: only the 50 rows never claimed are left');
 });
