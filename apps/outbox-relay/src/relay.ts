@@ -206,8 +206,9 @@ export class OutboxRelay {
           continue;
         }
         metrics.failures.inc({ kind: outcome.kind });
+        const retryInMs = backoffDelay(row.attempts, rowRetry);
         if (outcome.kind === 'broker') {
-          brokerFailures.push({ id: row.id, error: outcome.error, retryInMs: backoffDelay(row.attempts, rowRetry) });
+          brokerFailures.push({ id: row.id, error: outcome.error, retryInMs });
           continue;
         }
         const park = row.rowFailures + 1 >= maxAttempts;
@@ -215,12 +216,7 @@ export class OutboxRelay {
         if (park && row.hasNext) released.push(row.orderId);
         await during(
           'record publish failure',
-          recordOutboxFailure(tx, row.id, {
-            error: outcome.error,
-            rowFailure: true,
-            retryInMs: backoffDelay(row.attempts, rowRetry),
-            park,
-          }),
+          recordOutboxFailure(tx, row.id, { error: outcome.error, rowFailure: true, retryInMs, park }),
         );
         const log = logger.child({ outboxId: row.id.toString(), orderId: row.orderId.toString(), eventId: row.eventId });
         if (park) {
