@@ -24,7 +24,7 @@ async function knownMetrics(): Promise<Set<string>> {
 }
 
 function referencedMetrics(expr: string): string[] {
-  return [...expr.matchAll(/\b([a-z_]+?(?:_total|_seconds|_rows|_messages|_bytes|_in_flight)|up)(?:_bucket|_count|_sum)?\b/g)].map(
+  return [...expr.matchAll(/\b([a-z_]+?(?:_total|_seconds|_rows|_messages|_bytes|_in_flight|_ratio)|up)(?:_bucket|_count|_sum)?\b/g)].map(
     (m) => m[1]!,
   );
 }
@@ -52,6 +52,7 @@ t.test('alert rules are well formed and only use metrics that exist', async (t) 
     'rabbitmq_queue_messages',
     'payment_consumer_messages_total',
     'payment_oldest_in_flight_age_seconds',
+    'outbox_notify_queue_usage_ratio',
   ]) {
     t.ok(
       rules.some((r) => String(r.expr).includes(needed)),

@@ -15,6 +15,7 @@ export * from './queries/inbox.js';
 export * from './queries/order-answers.js';
 export * from './queries/ledger.js';
 export * from './queries/outbox.js';
+export * from './queries/outbox-stats.js';
 export * from './queries/outbox-replay.js';
 export * from './queries/retention.js';
 export * from './queries/refunds.js';

@@ -24,6 +24,13 @@ export function createRelayMetrics(db: Db) {
       stats,
       (s) => s.parked,
     ),
+    notifyQueue: statsGauge(
+      registry,
+      'outbox_notify_queue_usage_ratio',
+      "Share (0-1) of PostgreSQL's NOTIFY queue in use (pg_notification_queue_usage()); answers fail once it is full",
+      stats,
+      (s) => s.notifyQueueUsage,
+    ),
     published: new Counter({ name: 'outbox_published_total', help: 'Rows published and confirmed by the broker', registers: [registry] }),
     failures: new Counter({
       name: 'outbox_publish_failures_total',

@@ -188,6 +188,7 @@ t.test('probes and metrics of the relay', async (t) => {
     'outbox_backlog_rows',
     'outbox_oldest_unpublished_age_seconds',
     'outbox_parked_rows',
+    'outbox_notify_queue_usage_ratio',
     'outbox_published_total 2',
     'outbox_publish_failures_total',
     'outbox_commit_to_confirm_seconds_count 2',

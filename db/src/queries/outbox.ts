@@ -225,20 +225,3 @@ export async function makeBackedOffRowsDue(db: Db): Promise<number> {
   const [row] = await runStatement<{ n: number }>(db, MAKE_DUE_SQL);
   return row!.n;
 }
-
-export interface OutboxStats {
-  backlog: number;
-  oldestUnpublishedAt: Date | null;
-  parked: number;
-}
-
-const STATS_SQL = `
-  SELECT
-    (SELECT count(*) FROM outbox WHERE published_at IS NULL AND parked_at IS NULL) AS backlog,
-    (SELECT min(created_at) FROM outbox WHERE published_at IS NULL AND parked_at IS NULL) AS oldest,
-    (SELECT count(*) FROM outbox WHERE published_at IS NULL AND parked_at IS NOT NULL) AS parked`;
-
-export async function outboxStats(db: Db): Promise<OutboxStats> {
-  const [row] = await runStatement<{ backlog: bigint; oldest: Date | null; parked: bigint }>(db, STATS_SQL);
-  return { backlog: Number(row!.backlog), oldestUnpublishedAt: row!.oldest, parked: Number(row!.parked) };
-}
