@@ -75,4 +75,13 @@ t.test('the Grafana dashboard parses and every panel queries existing metrics', 
       for (const metric of metrics) t.ok(known.has(metric), `${panel.title}: ${metric} exists`);
     }
   }
+  const charted = dashboard.panels.flatMap((p) => p.targets.flatMap((target) => referencedMetrics(target.expr)));
+  for (const needed of [
+    'outbox_backlog_rows',
+    'outbox_parked_rows',
+    'outbox_notify_queue_usage_ratio',
+    'payment_oldest_in_flight_age_seconds',
+  ]) {
+    t.ok(charted.includes(needed), `a panel charts ${needed}`);
+  }
 });
